@@ -1,0 +1,148 @@
+"""Sans-IO decoders: framing (SSE, or one JSON body) around a provider's payload interpreter.
+
+A provider writes only an :class:`Interpreter`: it is handed each payload as text and returns
+events, and at the end says whether the stream was complete. The framing classes here turn
+bytes into payloads. Nothing in this module imports trio or httpx, so every decoder can be fed
+arbitrary fragmentation and fuzzed.
+
+Errors raised while decoding are held back until the events decoded before them have been
+returned: a mid-stream error never swallows the text that preceded it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from ._errors import ProtocolError, TrioLLMError
+from ._events import Event
+from ._sse import DEFAULT_MAX_EVENT_SIZE, SSEDecoder
+
+__all__ = ["BodyDecoder", "Decoder", "Interpreter", "SSEStreamDecoder", "loads"]
+
+
+class Decoder(Protocol):
+    """What the I/O layer drives: bytes in, events out."""
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        """Decode a chunk; returns the events it completes."""
+        ...
+
+    def close(self) -> list[Event]:
+        """End of input; returns the last events, or raises if the stream was incomplete."""
+        ...
+
+    @property
+    def pending_error(self) -> TrioLLMError | None:
+        """An error decoded after the events last returned, to be raised next."""
+        ...
+
+
+class Interpreter(Protocol):
+    """A provider's meaning of each payload."""
+
+    def on_data(self, data: str) -> list[Event]:
+        """One payload (an SSE ``data`` field, or the whole body)."""
+        ...
+
+    def on_end(self) -> list[Event]:
+        """End of the stream: final events, or :class:`~trio_llm.StreamTruncatedError`."""
+        ...
+
+
+def loads(data: str | bytes, provider: str | None = None) -> Any:
+    """``json.loads`` that raises :class:`ProtocolError` quoting the start of the payload."""
+    try:
+        return json.loads(data)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        text = data if isinstance(data, str) else data[:200].decode("utf-8", "replace")
+        snippet = text[:120] + ("..." if len(text) > 120 else "")
+        raise ProtocolError(f"malformed JSON from the provider: {snippet!r}", provider=provider) from exc
+
+
+class _Base:
+    __slots__ = ("_closed", "_error", "_interpreter")
+
+    def __init__(self, interpreter: Interpreter) -> None:
+        self._interpreter = interpreter
+        self._error: TrioLLMError | None = None
+        self._closed = False
+
+    @property
+    def pending_error(self) -> TrioLLMError | None:
+        return self._error
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _interpret(self, payloads: list[str], *, end: bool) -> list[Event]:
+        """Events for ``payloads`` (and the end); an error after some events is held back."""
+        out: list[Event] = []
+        try:
+            for payload in payloads:
+                out += self._interpreter.on_data(payload)
+            if end:
+                out += self._interpreter.on_end()
+        except TrioLLMError as error:
+            if not out:
+                raise
+            self._error = error
+        return out
+
+
+class SSEStreamDecoder(_Base):
+    """Server-sent events whose ``data`` fields are payloads."""
+
+    __slots__ = ("_sse",)
+
+    def __init__(self, interpreter: Interpreter, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        super().__init__(interpreter)
+        self._sse = SSEDecoder(max_event_size)
+
+    @property
+    def pending_error(self) -> TrioLLMError | None:
+        return self._error or self._sse.pending_error
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        self._raise_pending()
+        return self._interpret([event.data for event in self._sse.feed(chunk)], end=False)
+
+    def close(self) -> list[Event]:
+        self._raise_pending()
+        if self._closed:
+            return []
+        self._closed = True
+        return self._interpret([event.data for event in self._sse.close()], end=True)
+
+
+class BodyDecoder(_Base):
+    """A whole (non-streamed) body, one payload, decoded when the body is complete."""
+
+    __slots__ = ("_chunks", "_max", "_size")
+
+    def __init__(self, interpreter: Interpreter, *, max_body_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        super().__init__(interpreter)
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._max = max_body_size
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        self._size += len(chunk)
+        if self._size > self._max:
+            raise ProtocolError(f"response body exceeds {self._max} bytes")
+        self._chunks.append(chunk)
+        return []
+
+    def close(self) -> list[Event]:
+        self._raise_pending()
+        if self._closed:
+            return []
+        self._closed = True
+        body = b"".join(self._chunks)
+        self._chunks = []
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(f"response body is not valid UTF-8 (byte {exc.start})") from None
+        return self._interpret([text], end=True)
