@@ -1,0 +1,159 @@
+"""The emulator itself: wire details other clients rely on, errors, counters, interop."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import httpx
+import pytest
+import trio
+
+from trio_llm.testing import Emulator, Fault
+
+
+@pytest.fixture
+async def client(emu: Emulator) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=emu.url_for("gemini"), headers={"x-goog-api-key": emu.api_key})
+
+
+BODY = {"contents": [{"role": "user", "parts": [{"text": "Hello"}]}]}
+
+
+async def test_stream_without_alt_sse_is_one_json_array(emu: Emulator, client: httpx.AsyncClient) -> None:
+    async with client:
+        response = await client.post("/models/gemini-2.5-flash:streamGenerateContent", json=BODY)
+    chunks = json.loads(response.content)
+    assert response.headers["content-type"].startswith("application/json")
+    assert isinstance(chunks, list) and len(chunks) > 1
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+    assert "".join(c["candidates"][0]["content"]["parts"][0]["text"] for c in chunks).endswith(".")
+
+
+async def test_sse_events_are_crlf_framed_with_no_done_sentinel(emu: Emulator, client: httpx.AsyncClient) -> None:
+    async with client:
+        response = await client.post("/models/gemini-2.5-flash:streamGenerateContent?alt=sse", json=BODY)
+    text = response.text
+    assert response.headers["content-type"] == "text/event-stream"
+    assert text.startswith("data: {") and text.endswith("\r\n\r\n")
+    assert "[DONE]" not in text
+
+
+async def test_the_same_prompt_gets_the_same_answer(emu: Emulator, client: httpx.AsyncClient) -> None:
+    async with client:
+        first = (await client.post("/models/gemini-2.5-flash:generateContent", json=BODY)).json()
+        second = (await client.post("/models/gemini-2.5-flash:generateContent", json=BODY)).json()
+    assert first == second
+
+
+async def test_key_in_the_query_string_is_accepted_for_other_clients(emu: Emulator) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{emu.url_for('gemini')}/models/gemini-2.5-flash:generateContent", params={"key": emu.api_key}, json=BODY
+        )
+    assert response.status_code == 200
+
+
+async def test_no_key_gets_googles_403(emu: Emulator) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"{emu.url_for('gemini')}/models/gemini-2.5-flash:generateContent", json=BODY)
+    assert response.status_code == 403
+    assert response.json()["error"]["status"] == "PERMISSION_DENIED"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"contents": []}, "contents is not specified"),
+        ({"contents": [{"role": "user", "parts": []}]}, "must not be empty"),
+        ({"contents": [{"role": "robot", "parts": [{"text": "x"}]}]}, "valid role"),
+        ({**BODY, "generation_confg": {}}, 'Unknown name "generation_confg"'),
+        ({"contents": [{"role": "user", "parts": [{"txt": "x"}]}]}, 'Unknown name "txt"'),
+    ],
+)
+async def test_malformed_requests_get_googles_400(
+    emu: Emulator, client: httpx.AsyncClient, body: dict[str, object], message: str
+) -> None:
+    async with client:
+        response = await client.post("/models/gemini-2.5-flash:generateContent", json=body)
+    assert response.status_code == 400
+    assert message in response.json()["error"]["message"]
+
+
+async def test_unknown_routes_are_404(emu: Emulator, client: httpx.AsyncClient) -> None:
+    async with client:
+        assert (await client.get("/nothing-here")).status_code == 404
+        origin = emu.url_for("gemini").removesuffix("/gemini/v1beta")
+        assert (await client.get(f"{origin}/no-such-provider")).status_code == 404
+
+
+async def test_model_pages_chain_by_token(emu: Emulator, client: httpx.AsyncClient) -> None:
+    names: list[str] = []
+    token = ""
+    async with client:
+        while True:
+            page = (await client.get("/models", params={"pageSize": "3", "pageToken": token})).json()
+            assert len(page["models"]) <= 3
+            names += [m["name"] for m in page["models"]]
+            token = page.get("nextPageToken", "")
+            if not token:
+                break
+    assert len(names) == len(set(names)) == 10
+
+
+async def test_faults_are_taken_in_order_then_normal_service(emu: Emulator, client: httpx.AsyncClient) -> None:
+    emu.inject("gemini", Fault(status=500), times=2)
+    emu.inject("gemini", Fault(status=429))
+    async with client:
+        statuses = [
+            (await client.post("/models/gemini-2.5-flash:generateContent", json=BODY)).status_code for _ in range(4)
+        ]
+    assert statuses == [500, 500, 429, 200]
+    assert emu.count("gemini", "chat") == 4
+
+
+async def test_counters_and_recorded_requests(emu: Emulator, client: httpx.AsyncClient) -> None:
+    async with client:
+        await client.post("/models/gemini-2.5-flash:generateContent", json=BODY)
+        assert emu.open_connections == 1
+    with trio.fail_after(5):
+        await emu.wait_for_connections(0)
+    (recorded,) = emu.requests_for("gemini")
+    assert recorded.json() == BODY
+    assert recorded.route == "chat"
+    assert emu.requests == 1 and emu.peak_connections == 1
+
+
+async def test_url_for_an_unknown_name_says_what_is_served(emu: Emulator) -> None:
+    with pytest.raises(KeyError, match="it serves gemini"):
+        emu.url_for("nope")
+
+
+def test_googles_own_sdk_works_against_the_emulator() -> None:
+    genai = pytest.importorskip("google.genai", reason="the interop extra (google-genai) is not installed")
+    types = pytest.importorskip("google.genai.types")
+    command = [sys.executable, "-m", "trio_llm", "emulate", "--port", "0"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            lines = [process.stdout.readline() for _ in range(3)]
+            url = lines[1].split()[1]
+            key = lines[2].split()[2]
+            options = types.HttpOptions(base_url=url.removesuffix("/v1beta"), api_version="v1beta")
+            client = genai.Client(api_key=key, http_options=options)
+            reply = client.models.generate_content(model="gemini-2.5-flash", contents="Hello")
+            streamed = "".join(c.text or "" for c in client.models.generate_content_stream(
+                model="gemini-2.5-flash", contents="Hello"
+            ))  # fmt: skip
+            models = [m.name for m in client.models.list()]
+            bad = genai.Client(api_key="wrong", http_options=options)
+            with pytest.raises(genai.errors.ClientError) as caught:
+                bad.models.generate_content(model="gemini-2.5-flash", contents="Hello")
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+    assert reply.text == streamed
+    assert reply.usage_metadata.candidates_token_count == 40
+    assert "models/gemini-2.5-pro" in models and len(models) == 10
+    assert caught.value.code == 400 and "API key not valid" in str(caught.value)

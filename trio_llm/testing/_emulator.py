@@ -1,0 +1,444 @@
+"""The provider emulator: a real HTTP server on loopback speaking each provider's wire protocol.
+
+Replies are deterministic (the same prompt gets the same answer), chunking and delays are
+configurable, and any request can be made to fail in a chosen way with :meth:`Emulator.inject`.
+Counters (requests, open connections, OAuth calls) let tests check what went over the wire.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import secrets
+import ssl
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+import trio
+
+from ._server import RecordedRequest, ResponseWriter, serve_connection
+
+if TYPE_CHECKING:
+    import trustme
+
+    from ..providers import Gemini, Provider
+
+__all__ = ["Emulator", "Fault", "RouteSet", "send_event_stream"]
+
+
+@attrs.frozen(kw_only=True)
+class Fault:
+    """How the emulator should answer one request instead of (or on top of) the normal reply.
+
+    Stream faults count *events* (SSE frames, JSON-array elements): ``truncate_after=2`` sends
+    two events and then closes the connection before the provider's end marker.
+
+    Attributes:
+        status: Answer with this HTTP status and the provider's own error body shape.
+        message: The error message to put in that body.
+        body: A raw body instead (``str``/``bytes`` as is; anything else JSON-encoded).
+        content_type: Override the ``Content-Type`` header.
+        headers: Extra response headers.
+        retry_after: A ``Retry-After`` header value (seconds or an HTTP date).
+        delay: Seconds to wait before the response headers.
+        truncate_after: Close the connection after this many events, before the end marker.
+        truncate_mid_event: With ``truncate_after``: cut in the middle of the next event.
+        stall_after: After this many events, go silent with the connection open.
+        malformed_after: After this many events, send one that is not valid JSON.
+        error_after: After this many events, send an error object inside the 200 stream.
+        error_status: The status code inside that error object.
+        reset_after: After this many events, reset the TCP connection.
+        drip: Send the streamed body one byte at a time, this many seconds apart.
+        gzip: Compress the body (``Content-Encoding: gzip``).
+        text: Reply with exactly this text.
+        finish_reason: The provider's raw finish reason to report instead of the normal one.
+        block_reason: Gemini: block the prompt (``promptFeedback.blockReason``, no candidates).
+        chunk_delay: Seconds between events, instead of the emulator's setting.
+    """
+
+    status: int | None = None
+    message: str | None = None
+    body: Any = None
+    content_type: str | None = None
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    retry_after: str | None = None
+    delay: float = 0.0
+    truncate_after: int | None = None
+    truncate_mid_event: bool = False
+    stall_after: int | None = None
+    malformed_after: int | None = None
+    error_after: int | None = None
+    error_status: int = 500
+    reset_after: int | None = None
+    drip: float | None = None
+    gzip: bool = False
+    text: str | None = None
+    finish_reason: str | None = None
+    block_reason: str | None = None
+    chunk_delay: float | None = None
+
+
+_NO_FAULT = Fault()
+
+
+class RouteSet(Protocol):
+    """One provider's routes, mounted below ``prefix``."""
+
+    name: str
+    prefix: str
+    tls: bool
+
+    def urls(self, origin: str) -> dict[str, str]:
+        """The ``url_for`` names this provider answers, given ``scheme://host:port``."""
+        ...
+
+    async def handle(self, emu: Emulator, request: RecordedRequest, writer: ResponseWriter, path: str) -> None:
+        """Answer ``request`` (``path`` is below the prefix)."""
+        ...
+
+
+def _default_routes() -> list[RouteSet]:
+    from ._gemini import GeminiRoutes
+
+    return [GeminiRoutes()]
+
+
+@attrs.define(kw_only=True)
+class Emulator:
+    """A local, wire-faithful stand-in for every provider.
+
+    Example::
+
+        async with trio_llm.testing.Emulator() as emu:
+            async with emu.gemini() as gemini:
+                reply = await gemini.complete("Hello")
+
+    Args:
+        host: The address to listen on (loopback).
+        port: The plain HTTP port (0 picks a free one).
+        tls_port: The HTTPS port, for providers served over TLS (0 picks a free one).
+        words: Words in a default reply.
+        words_per_chunk: Words per streamed event.
+        chunk_delay: Seconds between streamed events.
+        first_chunk_delay: Seconds before the first streamed event.
+        models_page_size: The most models per page of a model list (small, so that clients'
+            pagination is exercised).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    tls_port: int = 0
+    words: int = 40
+    words_per_chunk: int = 4
+    chunk_delay: float = 0.0
+    first_chunk_delay: float = 0.0
+    models_page_size: int = 4
+    #: The API key the emulator accepts; a wrong one gets the provider's real error body.
+    api_key: str = attrs.field(factory=lambda: "emu-" + secrets.token_urlsafe(18), repr=False)
+
+    requests: int = attrs.field(default=0, init=False)
+    request_counts: Counter[str] = attrs.field(factory=Counter, init=False)
+    open_connections: int = attrs.field(default=0, init=False)
+    peak_connections: int = attrs.field(default=0, init=False)
+    received: list[RecordedRequest] = attrs.field(factory=list, init=False, repr=False)
+
+    _routes: list[RouteSet] = attrs.field(factory=_default_routes, init=False, repr=False)
+    _faults: dict[str, deque[Fault]] = attrs.field(factory=dict, init=False, repr=False)
+    _changed: trio.Event = attrs.field(factory=trio.Event, init=False, repr=False)
+    _stack: contextlib.AsyncExitStack | None = attrs.field(default=None, init=False, repr=False)
+    _ca: trustme.CA | None = attrs.field(default=None, init=False, repr=False)
+    _bound_port: int | None = attrs.field(default=None, init=False)
+    _bound_tls_port: int | None = attrs.field(default=None, init=False)
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Emulator:
+        if self._stack is not None:
+            raise RuntimeError("the emulator is already running")
+        stack = contextlib.AsyncExitStack()
+        try:
+            nursery = await stack.enter_async_context(trio.open_nursery())
+            stack.callback(nursery.cancel_scope.cancel)
+            listeners = await nursery.start(
+                functools.partial(trio.serve_tcp, self._serve_plain, self.port, host=self.host)
+            )
+            self._bound_port = listeners[0].socket.getsockname()[1]
+            if any(route.tls for route in self._routes):
+                serve_tls = functools.partial(
+                    trio.serve_ssl_over_tcp, self._serve_tls, self.tls_port, self._server_ssl_context(), host=self.host
+                )
+                tls_listeners = await nursery.start(serve_tls)
+                self._bound_tls_port = tls_listeners[0].transport_listener.socket.getsockname()[1]
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def serve_forever(self) -> None:
+        """Run until cancelled (what ``trio-llm emulate`` does)."""
+        async with self:
+            await trio.sleep_forever()
+
+    # -- addresses ---------------------------------------------------------------------------
+
+    def url_for(self, name: str) -> str:
+        """The ``base_url`` to give a provider: ``"gemini"``, ``"gigachat"``, ``"gigachat-auth"``,
+        ``"dynaspark"``, ``"amigochat"`` or ``"openai"`` (the ones this emulator serves)."""
+        urls = self.urls()
+        try:
+            return urls[name]
+        except KeyError:
+            raise KeyError(f"the emulator serves no {name!r}; it serves {', '.join(sorted(urls))}") from None
+
+    def urls(self) -> dict[str, str]:
+        """Every ``url_for`` name and its URL."""
+        if self._bound_port is None:
+            raise RuntimeError("the emulator is not running: use 'async with Emulator() as emu'")
+        out: dict[str, str] = {}
+        for route in self._routes:
+            if route.tls:
+                origin = f"https://{self.host}:{self._bound_tls_port}"
+            else:
+                origin = f"http://{self.host}:{self._bound_port}"
+            out.update(route.urls(origin + route.prefix))
+        return out
+
+    @property
+    def ca_pem(self) -> bytes:
+        """The PEM of the CA that the emulator's TLS certificates chain to."""
+        return self._certificate_authority().cert_pem.bytes()
+
+    def client_ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts the emulator's CA (and nothing else)."""
+        context = ssl.create_default_context()
+        self._certificate_authority().configure_trust(context)
+        return context
+
+    def _certificate_authority(self) -> trustme.CA:
+        if self._ca is None:
+            import trustme
+
+            self._ca = trustme.CA(organization_name="trio-llm emulator")
+        return self._ca
+
+    def _server_ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._certificate_authority().issue_cert(self.host, "localhost").configure_cert(context)
+        return context
+
+    # -- providers configured for this emulator ------------------------------------------------
+
+    def provider(self, name: str, **kwargs: Any) -> Provider:
+        """The provider called ``name`` (``"gemini"``, ...) configured for this emulator."""
+        factory = getattr(self, name.replace("-", "_"), None)
+        if name not in self.urls() or factory is None:
+            raise KeyError(f"the emulator serves no provider {name!r}")
+        provider: Provider = factory(**kwargs)
+        return provider
+
+    def gemini(self, **kwargs: Any) -> Gemini:
+        """A :class:`~trio_llm.Gemini` pointed at this emulator, with its key."""
+        from ..providers import Gemini
+
+        kwargs.setdefault("base_url", self.url_for("gemini"))
+        kwargs.setdefault("api_key", self.api_key)
+        return Gemini(**kwargs)
+
+    # -- faults and counters -----------------------------------------------------------------
+
+    def inject(self, provider: str, fault: Fault, *, times: int = 1, route: str = "chat") -> None:
+        """Make the next ``times`` requests to ``provider``'s ``route`` answer with ``fault``.
+
+        ``route`` is ``"chat"`` (generation, streamed or not), ``"models"`` or ``"oauth"``.
+        Faults queue up: each request takes the next one.
+        """
+        queue = self._faults.setdefault(f"{provider}.{route}", deque())
+        queue.extend([fault] * times)
+
+    def clear_faults(self) -> None:
+        """Forget every injected fault not yet used."""
+        self._faults.clear()
+
+    def take_fault(self, provider: str, route: str) -> Fault:
+        """The next fault for a request (routes call this); the no-op fault if none."""
+        queue = self._faults.get(f"{provider}.{route}")
+        if queue:
+            return queue.popleft()
+        return _NO_FAULT
+
+    def count(self, provider: str, route: str) -> int:
+        """How many requests ``provider``'s ``route`` has received."""
+        return self.request_counts[f"{provider}.{route}"]
+
+    def requests_for(self, provider: str, route: str | None = None) -> list[RecordedRequest]:
+        """The recorded requests to ``provider`` (optionally one route), oldest first."""
+        return [r for r in self.received if r.provider == provider and (route is None or r.route == route)]
+
+    async def wait_for_connections(self, count: int = 0) -> None:
+        """Wait until exactly ``count`` connections are open.
+
+        Bound the wait with your own scope: ``with trio.fail_after(5): await emu.wait_for_connections(0)``.
+        """
+        while self.open_connections != count:
+            await self._changed.wait()
+        await trio.lowlevel.checkpoint()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _opened(self) -> None:
+        self.open_connections += 1
+        self.peak_connections = max(self.peak_connections, self.open_connections)
+        self._notify()
+
+    def _closed(self) -> None:
+        self.open_connections -= 1
+        self._notify()
+
+    # -- serving -----------------------------------------------------------------------------
+
+    async def _serve_plain(self, stream: trio.abc.Stream) -> None:
+        await serve_connection(stream, self._dispatch_plain, self._opened, self._closed)
+
+    async def _serve_tls(self, stream: trio.abc.Stream) -> None:
+        await serve_connection(stream, self._dispatch_tls, self._opened, self._closed)
+
+    async def _dispatch_plain(self, conn: Any, request: RecordedRequest, writer: ResponseWriter) -> None:
+        await self._dispatch(request, writer, tls=False)
+
+    async def _dispatch_tls(self, conn: Any, request: RecordedRequest, writer: ResponseWriter) -> None:
+        await self._dispatch(request, writer, tls=True)
+
+    async def _dispatch(self, request: RecordedRequest, writer: ResponseWriter, *, tls: bool) -> None:
+        self.requests += 1
+        for route in self._routes:
+            if route.tls == tls and (request.path == route.prefix or request.path.startswith(route.prefix + "/")):
+                await route.handle(self, request, writer, request.path[len(route.prefix) :])
+                return
+        self.received.append(request)
+        await send_json(writer, 404, {"error": f"no route for {request.method} {request.path}"})
+
+    def record(self, request: RecordedRequest, provider: str, route: str) -> None:
+        """Count and keep ``request`` as a request to ``provider``'s ``route``."""
+        self.request_counts[f"{provider}.{route}"] += 1
+        self.received.append(attrs.evolve(request, provider=provider, route=route))
+
+
+# -- writing helpers shared by the provider routes ---------------------------------------------
+
+
+async def send_json(
+    writer: ResponseWriter,
+    status: int,
+    payload: Any,
+    *,
+    headers: Mapping[str, str] | None = None,
+    fault: Fault = _NO_FAULT,
+) -> None:
+    """A JSON response (with the fault's delay, headers and gzip applied)."""
+    if fault.delay:
+        await trio.sleep(fault.delay)
+    body = payload if isinstance(payload, bytes) else json.dumps(payload, ensure_ascii=False).encode()
+    merged = {
+        "content-type": fault.content_type or "application/json; charset=UTF-8",
+        **(headers or {}),
+        **fault.headers,
+    }
+    if fault.retry_after is not None:
+        merged["retry-after"] = fault.retry_after
+    await writer.respond(status, body, merged, gzip_body=fault.gzip)
+
+
+async def send_raw_fault_body(writer: ResponseWriter, status: int, fault: Fault) -> None:
+    """The fault's own ``body`` (str/bytes as is, else JSON)."""
+    body = fault.body
+    if isinstance(body, str):
+        body = body.encode()
+    elif not isinstance(body, bytes):
+        body = json.dumps(body).encode()
+    content_type = fault.content_type or ("text/html" if body.lstrip()[:1] == b"<" else "application/json")
+    await send_json(
+        writer,
+        status,
+        body,
+        headers={"content-type": content_type},
+        fault=attrs.evolve(fault, content_type=content_type),
+    )
+
+
+async def send_event_stream(
+    emu: Emulator,
+    writer: ResponseWriter,
+    frames: Sequence[bytes],
+    *,
+    fault: Fault,
+    content_type: str,
+    malformed: bytes,
+    error_frame: bytes,
+    head: bytes = b"",
+    separator: bytes = b"",
+    tail: bytes = b"",
+    complete_frames: int | None = None,
+) -> None:
+    """Stream ``frames`` (already framed: SSE events, JSON-array elements), applying faults.
+
+    ``head``/``separator``/``tail`` frame JSON arrays; ``complete_frames`` is how many frames
+    make the stream complete (truncation sends fewer, and never the ``tail``).
+    """
+    if fault.delay:
+        await trio.sleep(fault.delay)
+    headers = {"content-type": fault.content_type or content_type, "cache-control": "no-cache", **fault.headers}
+    await writer.start(200, headers, gzip_body=fault.gzip)
+    total = len(frames) if complete_frames is None else complete_frames
+    truncate_at = fault.truncate_after
+    if truncate_at is not None:
+        truncate_at = min(truncate_at, max(total - 1, 0))
+    gap = emu.chunk_delay if fault.chunk_delay is None else fault.chunk_delay
+
+    async def send(data: bytes) -> None:
+        if fault.drip is not None:
+            await writer.drip(data, fault.drip)
+        else:
+            await writer.write(data)
+
+    if head:
+        await send(head)
+    for index, frame in enumerate(frames):
+        if index == truncate_at:
+            if fault.truncate_mid_event:
+                await send(frame[: max(1, len(frame) // 2)])
+            await writer.abort()
+        if index == fault.stall_after:
+            await trio.sleep_forever()
+        if index == fault.reset_after:
+            await writer.reset()
+        if index == fault.malformed_after:
+            await send((separator if index else b"") + malformed)
+            await writer.end()
+            return
+        if index == fault.error_after:
+            await send((separator if index else b"") + error_frame)
+            await writer.end()
+            return
+        delay = emu.first_chunk_delay if index == 0 else gap
+        if delay:
+            await trio.sleep(delay)
+        await send((separator if index else b"") + frame)
+    if fault.stall_after is not None and fault.stall_after >= len(frames):
+        await trio.sleep_forever()
+    if tail:
+        await send(tail)
+    await writer.end()

@@ -1,0 +1,79 @@
+"""Deterministic reply text for the emulator: the same prompt always gets the same answer."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+__all__ = ["chunk_words", "last_word", "reply_text", "word_count"]
+
+_ADJECTIVES = "quiet old small patient curious bright silver narrow green sleepy brave gentle".split()
+_NOUNS = (
+    "lantern river clockmaker fox boat town moon bridge traveller window baker lighthouse garden bell map harbour"
+).split()
+_VERBS = "carried watched followed found crossed remembered guarded painted counted greeted".split()
+_PLACES = (
+    "past the sleeping town|under the patient moon|across the old bridge|along the narrow streets|"
+    "beside the silver river|through the quiet garden|near the bright harbour|above the green hill"
+).split("|")
+_ENDINGS = (
+    "and nobody forgot it|until the morning came|while the bells were ringing|as the rain began|"
+    "before the tide turned|and the night felt shorter"
+).split("|")
+
+
+class _Rng:
+    """A tiny linear congruential generator: deterministic across Python versions."""
+
+    def __init__(self, seed: bytes) -> None:
+        self.state = int.from_bytes(seed[:8], "big")
+
+    def pick(self, options: list[str]) -> str:
+        self.state = (self.state * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
+        return options[(self.state >> 33) % len(options)]
+
+
+def _sentence(rng: _Rng) -> str:
+    subject = f"{rng.pick(_ADJECTIVES)} {rng.pick(_NOUNS)}"
+    verb = rng.pick(_VERBS)
+    adjective = rng.pick(_ADJECTIVES)
+    article = "an" if adjective[0] in "aeiou" else "a"
+    return f"The {subject} {verb} {article} {adjective} {rng.pick(_NOUNS)} {rng.pick(_PLACES)} {rng.pick(_ENDINGS)}."
+
+
+def reply_text(prompt: str, words: int) -> str:
+    """A readable, deterministic answer of exactly ``words`` words, seeded by the prompt."""
+    if words <= 0:
+        return ""
+    rng = _Rng(hashlib.sha256(prompt.encode("utf-8")).digest())
+    out: list[str] = []
+    while len(out) < words:
+        out.extend(_sentence(rng).split(" "))
+    out = out[:words]
+    if not out[-1].endswith("."):
+        out[-1] += "."
+    return " ".join(out)
+
+
+def chunk_words(text: str, per_chunk: int) -> list[str]:
+    """Split ``text`` into pieces of ``per_chunk`` words; joined they give ``text`` back."""
+    if not text:
+        return []
+    words = text.split(" ")
+    per_chunk = max(1, per_chunk)
+    pieces = []
+    for start in range(0, len(words), per_chunk):
+        piece = " ".join(words[start : start + per_chunk])
+        pieces.append(piece if start == 0 else " " + piece)
+    return pieces
+
+
+def word_count(text: str) -> int:
+    """Tokens, as the emulator counts them: words."""
+    return len(text.split())
+
+
+def last_word(text: str) -> str:
+    """The last word of ``text`` without punctuation (used as a tool-call argument)."""
+    words = re.findall(r"[\w-]+", text)
+    return words[-1] if words else "example"
