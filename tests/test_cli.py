@@ -1,0 +1,76 @@
+"""The trio-llm command: output, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trio_llm._cli import main
+
+
+def test_chat_streams_the_answer_to_stdout_and_the_rest_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["chat", "--emulator", "-p", "gemini", "--system", "Be brief", "--max-tokens", "7", "Hello"]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.split()) == 7
+    assert "[finish] length (MAX_TOKENS)" in err
+    assert "[usage] prompt=3 completion=7" in err
+
+
+def test_chat_with_an_image(capsys: pytest.CaptureFixture[str], tmp_path: Path, png: bytes) -> None:
+    image = tmp_path / "pixel.png"
+    image.write_bytes(png)
+    assert main(["--emulator", "chat", "-p", "gemini", "--image", str(image), "What is it?"]) == 0
+    assert capsys.readouterr().out.startswith(f"I see a image/png image of {len(png)} bytes.")
+
+
+def test_models_lists_one_model_per_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--emulator", "-p", "gemini"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "gemini-2.5-flash" in lines
+    assert "text-embedding-004" not in lines
+
+
+def test_a_missing_key_is_one_clear_line_and_exit_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    assert main(["chat", "-p", "gemini", "Hi"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == "trio-llm: error: gemini: no API key: pass api_key= or set GEMINI_API_KEY (or GOOGLE_API_KEY)\n"
+
+
+def test_a_bad_image_is_one_clear_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("not an image")
+    assert main(["chat", "--emulator", "-p", "gemini", "--image", str(bogus), "Hi"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("trio-llm: error: media[0]: not a supported image")
+    assert "Traceback" not in err
+
+
+def test_demo_runs_without_keys(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    assert main(["demo", "Hello demo"]) == 0
+    out, err = capsys.readouterr()
+    assert "> Hello demo" in out
+    assert "[finish] stop (STOP)" in err
+
+
+def test_python_dash_m_and_emulate_print_the_urls() -> None:
+    command = [sys.executable, "-m", "trio_llm", "emulate", "--port", "0"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            lines = [process.stdout.readline() for _ in range(3)]
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+    assert lines[0].startswith("trio-llm emulator running")
+    assert lines[1].split()[0] == "gemini"
+    assert lines[1].split()[1].startswith("http://127.0.0.1:")
+    assert lines[2].split()[:2] == ["api", "key"]
