@@ -328,3 +328,23 @@ async def test_buffered_events_are_still_checkpoints(emu: Emulator, autojump_clo
             await events.__anext__()  # already decoded, but still a cancel point
             pytest.fail("not a checkpoint")
         assert scope.cancelled_caught
+
+
+async def test_a_fast_stream_still_lets_other_tasks_run() -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await trio.lowlevel.checkpoint()
+
+    async with Emulator(words=800, words_per_chunk=1) as emu, trio.open_nursery() as nursery:
+        nursery.start_soon(ticker)
+        async with emu.gemini().stream("Hi") as events:
+            delivered = [event async for event in events]
+        nursery.cancel_scope.cancel()
+    # ~800 events arrive in a handful of socket reads; the other task still ran at least
+    # once every 8 events delivered from the buffer.
+    assert len(delivered) == 802
+    assert ticks >= 800 // 8

@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     emulate = commands.add_parser("emulate", help="serve the provider emulator until Ctrl-C")
     emulate.add_argument("--port", type=int, default=8000, help="plain HTTP port (default 8000; 0 picks one)")
     emulate.add_argument("--tls-port", type=int, default=0, help="HTTPS port (default: N+1, or 0 to pick one)")
+    emulate.add_argument("--words", type=int, default=40, help="words in a default reply")
+    emulate.add_argument("--words-per-chunk", type=int, default=4, help="words per streamed event")
+    emulate.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between streamed events")
 
     demo = commands.add_parser("demo", help="stream an answer from the built-in emulator (no keys, no network)")
     demo.add_argument("prompt", nargs="?", default=DEMO_PROMPT, help="what to ask")
@@ -129,7 +132,13 @@ async def _emulate(args: argparse.Namespace) -> None:
     from .testing import Emulator
 
     tls_port = args.tls_port or (args.port + 1 if args.port else 0)
-    emulator = Emulator(port=args.port, tls_port=tls_port)
+    emulator = Emulator(
+        port=args.port,
+        tls_port=tls_port,
+        words=args.words,
+        words_per_chunk=args.words_per_chunk,
+        chunk_delay=args.chunk_delay,
+    )
     async with emulator as emu:
         print("trio-llm emulator running; Ctrl-C stops it.")
         for name, url in sorted(emu.urls().items()):

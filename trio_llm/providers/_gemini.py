@@ -267,8 +267,7 @@ class _UsageMetadata:
 class _Response:
     candidates: list[_Candidate] = attrs.Factory(list)
     prompt_feedback: _PromptFeedback | None = None
-    usage_metadata: _UsageMetadata | None = None
-    model_version: str | None = None
+    # usageMetadata is read separately, only when it is emitted (see GeminiInterpreter).
 
 
 _converter = camel_case_converter()
@@ -279,26 +278,37 @@ class GeminiInterpreter:
 
     Usage is cumulative in every chunk; one :class:`Usage` (the last count) is emitted just
     before the :class:`Finish`. A stream without a ``finishReason`` is truncated.
+
+    Most chunks of a stream are one candidate with plain text parts. Those take a fast path
+    that checks every type it touches; anything else (finish, tool calls, images, thoughts,
+    a blocked prompt, a field of the wrong type) is structured by the cattrs converter, which
+    is also what reports a malformed payload. ``usageMetadata`` is type-checked in every
+    chunk but structured only when emitted: every chunk repeats it and only the last counts.
     """
 
-    __slots__ = ("_calls", "_finished", "_usage", "_usage_sent")
+    __slots__ = ("_calls", "_finished", "_usage_raw", "_usage_sent")
 
     def __init__(self) -> None:
-        self._usage: Usage | None = None
+        self._usage_raw: Any = None
         self._usage_sent: Usage | None = None
         self._finished = False
         self._calls = 0
 
     def on_data(self, data: str) -> list[Event]:
         obj = loads(data, "gemini")
-        if not isinstance(obj, dict):
+        if type(obj) is not dict:
             raise ProtocolError(f"expected a JSON object, got {type(obj).__name__}", provider="gemini")
         if "error" in obj:
             raise error_from_payload(obj, status=None, headers={})
+        usage = obj.get("usageMetadata")
+        if usage is not None:
+            _check_usage(usage)
+            self._usage_raw = usage
+        texts = _plain_texts(obj)
+        if texts is not None:
+            return [TextDelta(text) for text in texts if text]
         response = structure(_converter, obj, _Response, provider="gemini", what="a GenerateContentResponse")
         events: list[Event] = []
-        if response.usage_metadata is not None:
-            self._usage = _usage(response.usage_metadata)
         if not response.candidates:
             feedback = response.prompt_feedback
             if feedback is not None and feedback.block_reason:
@@ -308,9 +318,8 @@ class GeminiInterpreter:
                     provider="gemini",
                     reason=feedback.block_reason,
                 )
-            if self._finished and self._usage is not None and self._usage != self._usage_sent:
-                events.append(self._usage)
-                self._usage_sent = self._usage
+            if self._finished:
+                self._emit_usage(events)
             return events
         candidate = response.candidates[0]
         if candidate.content is not None:
@@ -320,12 +329,19 @@ class GeminiInterpreter:
                     events.append(event)
         if candidate.finish_reason and not self._finished:
             self._finished = True
-            if self._usage is not None:
-                events.append(self._usage)
-                self._usage_sent = self._usage
+            self._emit_usage(events)
             raw = candidate.finish_reason
             events.append(Finish(map_finish_reason(raw, made_tool_calls=self._calls > 0), raw))
         return events
+
+    def _emit_usage(self, events: list[Event]) -> None:
+        if self._usage_raw is None:
+            return
+        meta = structure(_converter, self._usage_raw, _UsageMetadata, provider="gemini", what="usageMetadata")
+        usage = _usage(meta)
+        if usage != self._usage_sent:
+            events.append(usage)
+            self._usage_sent = usage
 
     def _part_event(self, part: _Part) -> Event | None:
         if part.function_call is not None:
@@ -355,6 +371,39 @@ class GeminiInterpreter:
         if not self._finished:
             raise StreamTruncatedError("the stream ended without a finishReason", provider="gemini")
         return []
+
+
+def _check_usage(usage: Any) -> None:
+    """Every chunk's usageMetadata is checked (cheaply), though only the last is emitted."""
+    if type(usage) is dict and all(type(v) is int for k, v in usage.items() if k.endswith("Count")):
+        return
+    structure(_converter, usage, _UsageMetadata, provider="gemini", what="usageMetadata")
+
+
+def _plain_texts(obj: dict[str, Any]) -> list[str] | None:
+    """The texts of a chunk that is one candidate with only plain text parts, no finish and
+    no prompt feedback; ``None`` for any other shape (the converter then handles it)."""
+    candidates = obj.get("candidates")
+    if type(candidates) is not list or not candidates or "promptFeedback" in obj:
+        return None
+    candidate = candidates[0]
+    if type(candidate) is not dict or "finishReason" in candidate:
+        return None
+    content = candidate.get("content")
+    if type(content) is not dict:
+        return None
+    parts = content.get("parts")
+    if type(parts) is not list:
+        return None
+    texts = []
+    for part in parts:
+        if type(part) is not dict or len(part) != 1:
+            return None
+        text = part.get("text")
+        if type(text) is not str:
+            return None
+        texts.append(text)
+    return texts
 
 
 def _usage(meta: _UsageMetadata) -> Usage:
