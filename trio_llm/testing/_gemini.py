@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._emulator import Fault, send_event_stream, send_json, send_raw_fault_body
-from ._replies import chunk_words, last_word, reply_text, word_count
+from ._replies import chunk_words, reply_text, tool_arguments, word_count
 
 if TYPE_CHECKING:
     from ._emulator import Emulator
@@ -391,24 +391,6 @@ def _validate(body: Any) -> tuple[list[dict[str, Any]], dict[str, Any], list[dic
     return contents, config, declarations
 
 
-def _argument_value(schema: Any, prompt: str) -> Any:
-    kind = schema.get("type", "string") if isinstance(schema, dict) else "string"
-    kind = str(kind).lower()
-    if kind == "integer":
-        return 1
-    if kind == "number":
-        return 1.5
-    if kind == "boolean":
-        return True
-    if kind == "array":
-        return [last_word(prompt)]
-    if kind == "object":
-        return {}
-    if isinstance(schema, dict) and isinstance(schema.get("enum"), list) and schema["enum"]:
-        return schema["enum"][0]
-    return last_word(prompt)
-
-
 def plan_reply(emu: Emulator, model: str, body: Any, fault: Fault) -> list[dict[str, Any]]:
     """The chunks of the reply to ``body``, as ``GenerateContentResponse`` objects."""
     contents, config, declarations = _validate(body)
@@ -452,7 +434,7 @@ def plan_reply(emu: Emulator, model: str, body: Any, fault: Fault) -> list[dict[
     if called and not responses and fault.text is None:
         for declaration in called:
             properties = (declaration.get("parameters") or {}).get("properties") or {}
-            args = {name: _argument_value(schema, prompt) for name, schema in properties.items()}
+            args = tool_arguments(properties, prompt)
             parts_out.append(
                 [
                     {

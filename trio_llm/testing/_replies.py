@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["chunk_words", "last_word", "reply_text", "word_count"]
+__all__ = ["chunk_words", "last_word", "reply_text", "tool_arguments", "word_count"]
 
 _ADJECTIVES = "quiet old small patient curious bright silver narrow green sleepy brave gentle".split()
 _NOUNS = (
@@ -77,3 +79,26 @@ def last_word(text: str) -> str:
     """The last word of ``text`` without punctuation (used as a tool-call argument)."""
     words = re.findall(r"[\w-]+", text)
     return words[-1] if words else "example"
+
+
+def _argument_value(schema: Any, prompt: str) -> Any:
+    kind = str(schema.get("type", "string") if isinstance(schema, dict) else "string").lower()
+    if kind == "integer":
+        return 1
+    if kind == "number":
+        return 1.5
+    if kind == "boolean":
+        return True
+    if kind == "array":
+        return [last_word(prompt)]
+    if kind == "object":
+        return {}
+    if isinstance(schema, dict) and isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    return last_word(prompt)
+
+
+def tool_arguments(properties: Mapping[str, Any], prompt: str) -> dict[str, Any]:
+    """Deterministic arguments for a tool call: strings get the prompt's last word, enums
+    their first value, numbers 1 or 1.5, booleans true."""
+    return {name: _argument_value(schema, prompt) for name, schema in properties.items()}
