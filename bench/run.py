@@ -33,8 +33,11 @@ def start_emulator(events: int) -> tuple[subprocess.Popen[str], str, str]:
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
-    lines = [process.stdout.readline() for _ in range(3)]
-    return process, lines[1].split()[1], lines[2].split()[2]
+    lines = [process.stdout.readline()]
+    while lines[-1] and not lines[-1].startswith("  api key"):  # one line per provider, then the key
+        lines.append(process.stdout.readline())
+    urls = dict(line.split() for line in lines[1:-1])
+    return process, urls["gemini"], lines[-1].split()[2]
 
 
 def run_client(mode: str, url: str, key: str) -> dict[str, float]:
