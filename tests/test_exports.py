@@ -65,7 +65,7 @@ def test_error_tree_matches_the_contract() -> None:
 
 
 def test_subpackages_export_what_they_document() -> None:
-    assert set(trio_llm.testing.__all__) == {"Emulator", "Fault", "RecordedRequest"}
+    assert set(trio_llm.testing.__all__) == {"Emulator", "Fault", "FormField", "RecordedRequest"}
     assert set(trio_llm.providers.__all__) == {"Gemini", "Provider"}
 
 

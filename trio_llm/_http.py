@@ -57,7 +57,8 @@ class HTTPCall:
     headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     json: Any = attrs.field(default=None, repr=False)
     data: Mapping[str, str] | None = attrs.field(default=None, repr=False)
-    files: Mapping[str, tuple[str | None, bytes, str]] | None = attrs.field(default=None, repr=False)
+    #: Multipart fields as ``(filename, bytes, content type)``; a text field has neither.
+    files: Mapping[str, tuple[str | None, bytes, str | None]] | None = attrs.field(default=None, repr=False)
 
     def build(self, client: httpx.AsyncClient, extra_headers: Mapping[str, str]) -> httpx.Request:
         """The httpx request, with per-attempt headers (auth) merged in."""

@@ -10,6 +10,7 @@ so the demo, the tests and the benchmarks run with no keys and no network::
 
 from ._emulator import Emulator as Emulator
 from ._emulator import Fault as Fault
+from ._server import FormField as FormField
 from ._server import RecordedRequest as RecordedRequest
 
-__all__ = ["Emulator", "Fault", "RecordedRequest"]
+__all__ = ["Emulator", "Fault", "FormField", "RecordedRequest"]

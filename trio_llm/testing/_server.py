@@ -10,19 +10,70 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import socket
 import ssl
 import struct
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import attrs
 import h11
 import trio
 
-__all__ = ["Connection", "RecordedRequest", "ResponseWriter", "serve_connection"]
+__all__ = ["Connection", "FormField", "RecordedRequest", "ResponseWriter", "serve_connection"]
+
+
+@attrs.frozen
+class FormField:
+    """One field of a form body, as :meth:`RecordedRequest.form` found it on the wire.
+
+    Attributes:
+        name: The field's name.
+        value: Its bytes.
+        filename: The part's ``filename`` (file parts only).
+        content_type: The part's ``Content-Type`` header, if it had one.
+    """
+
+    name: str
+    value: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
+    filename: str | None = None
+    content_type: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The value decoded as UTF-8."""
+        return self.value.decode("utf-8")
+
+
+_PARAM = re.compile(r';\s*([\w*-]+)="((?:[^"\\]|\\.)*)"')
+_BOUNDARY = re.compile(r'boundary="?([^";]+)"?')
+
+
+def _parse_multipart(content_type: str, body: bytes) -> list[FormField]:
+    found = _BOUNDARY.search(content_type)
+    if found is None:
+        raise ValueError("multipart body without a boundary")
+    delimiter = b"--" + found.group(1).encode("latin-1")
+    fields: list[FormField] = []
+    chunks = body.split(delimiter)
+    if len(chunks) < 3 or not chunks[-1].startswith(b"--"):
+        raise ValueError("malformed multipart body (no closing boundary)")
+    for chunk in chunks[1:-1]:
+        head, sep, value = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        if not sep or not value.endswith(b"\r\n"):
+            raise ValueError("malformed multipart part")
+        headers = {}
+        for line in head.decode("utf-8").split("\r\n"):
+            name, _, text = line.partition(":")
+            headers[name.strip().lower()] = text.strip()
+        params = dict(_PARAM.findall(headers.get("content-disposition", "")))
+        if "name" not in params:
+            raise ValueError("a multipart part without a name")
+        fields.append(FormField(params["name"], value[:-2], params.get("filename"), headers.get("content-type")))
+    return fields
 
 
 @attrs.frozen
@@ -40,6 +91,20 @@ class RecordedRequest:
     def json(self) -> Any:
         """The body decoded as JSON."""
         return json.loads(self.body)
+
+    def form(self) -> list[FormField]:
+        """The fields of a ``multipart/form-data`` or URL-encoded body, in wire order.
+
+        Raises:
+            ValueError: The body is not a (well-formed) form.
+        """
+        content_type = self.headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            return _parse_multipart(content_type, self.body)
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            pairs = parse_qsl(self.body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(self.body))
+            return [FormField(name, value.encode()) for name, value in pairs]
+        raise ValueError(f"not a form body: content-type {content_type!r}")
 
     @property
     def url_path_and_query(self) -> str:
