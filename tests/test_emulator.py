@@ -165,3 +165,41 @@ def test_googles_own_sdk_works_against_the_emulator() -> None:
     assert reply.usage_metadata.candidates_token_count == 40
     assert "models/gemini-2.5-pro" in models and len(models) == 10
     assert caught.value.code == 400 and "API key not valid" in str(caught.value)
+
+
+def test_openais_own_sdk_works_against_the_emulator() -> None:
+    openai = pytest.importorskip("openai", reason="the interop extra (openai) is not installed")
+    command = [sys.executable, "-m", "trio_llm", "emulate", "--port", "0"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            url, key = read_banner(process.stdout)["openai"]
+            client = openai.OpenAI(base_url=url, api_key=key, max_retries=0)
+            reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello"}])
+            chunks = list(client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello"}],
+                stream=True, stream_options={"include_usage": True},
+            ))  # fmt: skip
+            tool = {"type": "function", "function": {"name": "get_weather", "parameters": {
+                "type": "object", "properties": {"city": {"type": "string"}}}}}  # fmt: skip
+            called = client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "Use get_weather for Oslo"}], tools=[tool]
+            )
+            models = [m.id for m in client.models.list()]
+            bad = openai.OpenAI(base_url=url, api_key="wrong-key-123456", max_retries=0)
+            with pytest.raises(openai.AuthenticationError) as caught:
+                bad.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}])
+            with pytest.raises(openai.NotFoundError) as missing:
+                client.chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "Hi"}])
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert reply.choices[0].message.content == streamed
+    assert reply.choices[0].finish_reason == "stop"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 40
+    (call,) = called.choices[0].message.tool_calls or []
+    assert (call.function.name, json.loads(call.function.arguments)) == ("get_weather", {"city": "Oslo"})
+    assert "gpt-4o-mini" in models
+    assert caught.value.status_code == 401 and caught.value.code == "invalid_api_key"
+    assert missing.value.code == "model_not_found"

@@ -48,6 +48,7 @@ from ._messages import user as user
 from ._stream import EventStream as EventStream
 from ._version import __version__ as __version__
 from .providers import Gemini as Gemini
+from .providers import OpenAICompatible as OpenAICompatible
 from .providers import Provider as Provider
 
 __all__ = [
@@ -72,6 +73,7 @@ __all__ = [
     "MissingAuthError",
     "ModelNotFoundError",
     "NotFoundError",
+    "OpenAICompatible",
     "PermissionDeniedError",
     "ProtocolError",
     "Provider",

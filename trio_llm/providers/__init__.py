@@ -2,5 +2,6 @@
 
 from .._provider import Provider as Provider
 from ._gemini import Gemini as Gemini
+from ._openai import OpenAICompatible as OpenAICompatible
 
-__all__ = ["Gemini", "Provider"]
+__all__ = ["Gemini", "OpenAICompatible", "Provider"]

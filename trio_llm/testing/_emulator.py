@@ -25,7 +25,7 @@ from ._server import RecordedRequest, ResponseWriter, serve_connection
 if TYPE_CHECKING:
     import trustme
 
-    from ..providers import Gemini, Provider
+    from ..providers import Gemini, OpenAICompatible, Provider
 
 __all__ = ["Emulator", "Fault", "RouteSet", "send_event_stream"]
 
@@ -104,8 +104,9 @@ class RouteSet(Protocol):
 
 def _default_routes() -> list[RouteSet]:
     from ._gemini import GeminiRoutes
+    from ._openai import OpenAIRoutes
 
-    return [GeminiRoutes()]
+    return [GeminiRoutes(), OpenAIRoutes()]
 
 
 @attrs.define(kw_only=True)
@@ -256,6 +257,14 @@ class Emulator:
         kwargs.setdefault("base_url", self.url_for("gemini"))
         kwargs.setdefault("api_key", self.api_key)
         return Gemini(**kwargs)
+
+    def openai(self, **kwargs: Any) -> OpenAICompatible:
+        """An :class:`~trio_llm.OpenAICompatible` pointed at this emulator's OpenAI API, with its key."""
+        from ..providers import OpenAICompatible
+
+        kwargs.setdefault("base_url", self.url_for("openai"))
+        kwargs.setdefault("api_key", self.api_key)
+        return OpenAICompatible(**kwargs)
 
     # -- faults and counters -----------------------------------------------------------------
 
