@@ -47,6 +47,7 @@ from ._messages import tool_result as tool_result
 from ._messages import user as user
 from ._stream import EventStream as EventStream
 from ._version import __version__ as __version__
+from .providers import Dynaspark as Dynaspark
 from .providers import Gemini as Gemini
 from .providers import OpenAICompatible as OpenAICompatible
 from .providers import Provider as Provider
@@ -59,6 +60,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectTimeout",
     "ContentBlockedError",
+    "Dynaspark",
     "Event",
     "EventStream",
     "Finish",

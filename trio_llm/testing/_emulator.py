@@ -25,7 +25,7 @@ from ._server import RecordedRequest, ResponseWriter, serve_connection
 if TYPE_CHECKING:
     import trustme
 
-    from ..providers import Gemini, OpenAICompatible, Provider
+    from ..providers import Dynaspark, Gemini, OpenAICompatible, Provider
 
 __all__ = ["Emulator", "Fault", "RouteSet", "send_event_stream"]
 
@@ -103,10 +103,11 @@ class RouteSet(Protocol):
 
 
 def _default_routes() -> list[RouteSet]:
+    from ._dynaspark import DynasparkRoutes
     from ._gemini import GeminiRoutes
     from ._openai import OpenAIRoutes
 
-    return [GeminiRoutes(), OpenAIRoutes()]
+    return [GeminiRoutes(), DynasparkRoutes(), OpenAIRoutes()]
 
 
 @attrs.define(kw_only=True)
@@ -257,6 +258,13 @@ class Emulator:
         kwargs.setdefault("base_url", self.url_for("gemini"))
         kwargs.setdefault("api_key", self.api_key)
         return Gemini(**kwargs)
+
+    def dynaspark(self, **kwargs: Any) -> Dynaspark:
+        """A :class:`~trio_llm.Dynaspark` pointed at this emulator."""
+        from ..providers import Dynaspark
+
+        kwargs.setdefault("base_url", self.url_for("dynaspark"))
+        return Dynaspark(**kwargs)
 
     def openai(self, **kwargs: Any) -> OpenAICompatible:
         """An :class:`~trio_llm.OpenAICompatible` pointed at this emulator's OpenAI API, with its key."""
