@@ -47,6 +47,7 @@ from ._messages import tool_result as tool_result
 from ._messages import user as user
 from ._stream import EventStream as EventStream
 from ._version import __version__ as __version__
+from .providers import AmigoChat as AmigoChat
 from .providers import Dynaspark as Dynaspark
 from .providers import Gemini as Gemini
 from .providers import OpenAICompatible as OpenAICompatible
@@ -54,6 +55,7 @@ from .providers import Provider as Provider
 
 __all__ = [
     "APIStatusError",
+    "AmigoChat",
     "AuthenticationError",
     "BadRequestError",
     "CertificateError",

@@ -25,7 +25,7 @@ from ._server import RecordedRequest, ResponseWriter, serve_connection
 if TYPE_CHECKING:
     import trustme
 
-    from ..providers import Dynaspark, Gemini, OpenAICompatible, Provider
+    from ..providers import AmigoChat, Dynaspark, Gemini, OpenAICompatible, Provider
 
 __all__ = ["Emulator", "Fault", "RouteSet", "send_event_stream"]
 
@@ -103,11 +103,12 @@ class RouteSet(Protocol):
 
 
 def _default_routes() -> list[RouteSet]:
+    from ._amigochat import AmigoChatRoutes
     from ._dynaspark import DynasparkRoutes
     from ._gemini import GeminiRoutes
     from ._openai import OpenAIRoutes
 
-    return [GeminiRoutes(), DynasparkRoutes(), OpenAIRoutes()]
+    return [GeminiRoutes(), DynasparkRoutes(), AmigoChatRoutes(), OpenAIRoutes()]
 
 
 @attrs.define(kw_only=True)
@@ -266,6 +267,13 @@ class Emulator:
         kwargs.setdefault("base_url", self.url_for("dynaspark"))
         return Dynaspark(**kwargs)
 
+    def amigochat(self, **kwargs: Any) -> AmigoChat:
+        """An :class:`~trio_llm.AmigoChat` pointed at this emulator."""
+        from ..providers import AmigoChat
+
+        kwargs.setdefault("base_url", self.url_for("amigochat"))
+        return AmigoChat(**kwargs)
+
     def openai(self, **kwargs: Any) -> OpenAICompatible:
         """An :class:`~trio_llm.OpenAICompatible` pointed at this emulator's OpenAI API, with its key."""
         from ..providers import OpenAICompatible
@@ -279,7 +287,8 @@ class Emulator:
     def inject(self, provider: str, fault: Fault, *, times: int = 1, route: str = "chat") -> None:
         """Make the next ``times`` requests to ``provider``'s ``route`` answer with ``fault``.
 
-        ``route`` is ``"chat"`` (generation, streamed or not), ``"models"`` or ``"oauth"``.
+        ``route`` is ``"chat"`` (generation, streamed or not), ``"models"`` or ``"oauth"``
+        (AmigoChat's image generation: ``"images"``).
         Faults queue up: each request takes the next one.
         """
         queue = self._faults.setdefault(f"{provider}.{route}", deque())
