@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from trio_llm._cli import main
+import trio_llm
+from trio_llm._cli import PROVIDERS, main
 
 
 def test_chat_streams_the_answer_to_stdout_and_the_rest_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,7 +75,52 @@ def test_python_dash_m_and_emulate_print_the_urls() -> None:
             process.wait(timeout=10)
     assert lines[0].startswith("trio-llm emulator running")
     urls = dict(line.split() for line in lines[1:-1])
-    assert "gemini" in urls
+    assert {"amigochat", "dynaspark", "gemini", "openai"} <= set(urls)
     assert list(urls) == sorted(urls)
     assert all(url.startswith("http://127.0.0.1:") for url in urls.values())
     assert lines[-1].split()[:2] == ["api", "key"]
+
+
+@pytest.mark.parametrize("provider", ["dynaspark", "amigochat", "openai"])
+def test_chat_with_the_other_providers(capsys: pytest.CaptureFixture[str], provider: str) -> None:
+    assert main(["chat", "--emulator", "-p", provider, "--system", "Be brief", "Tell me a story"]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.split()) == 40 and out.endswith(".\n")
+    assert "[finish] stop" in err
+
+
+def test_chat_with_an_image_model_prints_the_image_urls(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["chat", "--emulator", "-p", "amigochat", "-m", "flux/dev", "a red bicycle"]) == 0
+    out, err = capsys.readouterr()
+    (line,) = out.splitlines()
+    assert line.startswith("http://127.0.0.1:") and line.endswith(".png")
+    assert "[finish] stop (None)" in err
+
+
+def test_models_of_the_openai_compatible_emulator(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--emulator", "-p", "openai"]) == 0
+    assert "gpt-4o-mini" in capsys.readouterr().out.splitlines()
+
+
+def test_dash_p_openai_reads_the_url_and_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:11434/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local")
+    provider = PROVIDERS["openai"]()
+    assert isinstance(provider, trio_llm.OpenAICompatible)
+    assert (provider.base_url, provider.api_key) == ("http://localhost:11434/v1", "sk-local")
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    monkeypatch.delenv("OPENAI_API_KEY")
+    provider = PROVIDERS["openai"]()
+    assert isinstance(provider, trio_llm.OpenAICompatible)
+    assert (provider.base_url, provider.api_key) == ("https://api.openai.com/v1", None)
+
+
+def test_dynaspark_refuses_two_images_in_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, png: bytes
+) -> None:
+    image = tmp_path / "pixel.png"
+    image.write_bytes(png)
+    assert main(["chat", "--emulator", "-p", "dynaspark", "--image", str(image), "--image", str(image), "Hi"]) == 1
+    assert capsys.readouterr().err == (
+        "trio-llm: error: dynaspark: Dynaspark takes one image per request; the messages carry 2\n"
+    )

@@ -1,8 +1,10 @@
 """The ``trio-llm`` command (also ``python -m trio_llm``).
 
-Keys come from the environment (``GEMINI_API_KEY``, ...). ``--emulator`` runs any command
-against an in-process emulator instead of the real service. Errors print one line and exit
-non-zero; no traceback reaches the user.
+Keys come from the environment (``GEMINI_API_KEY``, ...). ``-p openai`` talks to
+``OPENAI_BASE_URL`` (OpenAI's API when unset) with the key in ``OPENAI_API_KEY``, if any, as
+OpenAI's own SDK reads them. ``--emulator`` runs any command against an in-process emulator
+instead of the real service. Errors print one line and exit non-zero; no traceback reaches
+the user.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TextIO
@@ -21,12 +24,28 @@ from ._events import Finish, ImageOutput, ReasoningDelta, TextDelta, ToolCall, U
 from ._media import MediaItem
 from ._messages import Message, system, user
 from ._provider import Provider
-from .providers import Gemini
+from .providers import AmigoChat, Dynaspark, Gemini, OpenAICompatible
 
 __all__ = ["main"]
 
+
+def _openai_from_environment() -> Provider:
+    """``-p openai``: ``OPENAI_BASE_URL`` (default OpenAI's API) and ``OPENAI_API_KEY``.
+
+    The library never reads a key from the environment for a URL it was not given; on the
+    command line the user named both in the same environment, as for OpenAI's own SDK.
+    """
+    base_url = os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+    return OpenAICompatible(base_url, api_key=os.environ.get("OPENAI_API_KEY") or None)
+
+
 #: The providers the command line knows, by ``-p`` name.
-PROVIDERS: dict[str, Callable[[], Provider]] = {"gemini": Gemini}
+PROVIDERS: dict[str, Callable[[], Provider]] = {
+    "gemini": Gemini,
+    "dynaspark": Dynaspark,
+    "amigochat": AmigoChat,
+    "openai": _openai_from_environment,
+}
 
 DEMO_PROMPT = "Tell me a short story about a lantern on a river."
 
@@ -87,26 +106,37 @@ def _messages(args: argparse.Namespace) -> tuple[list[Message], list[MediaItem]]
 
 
 async def stream_to(events: Any, out: TextIO, err: TextIO) -> None:
-    """Print a stream: text to ``out`` as it comes, everything else to ``err``."""
+    """Print a stream: text to ``out`` as it comes, everything else to ``err``.
+
+    Tool calls and images get lines of their own (an image as its URL), so that
+    ``trio-llm chat -p amigochat -m flux/dev ...`` prints just the URLs.
+    """
+    midline = False  # whether ``out`` is in the middle of a line
     async for event in events:
         if isinstance(event, TextDelta):
             out.write(event.text)
             out.flush()
+            midline = not event.text.endswith("\n")
         elif isinstance(event, ReasoningDelta):
             err.write(event.text)
             err.flush()
         elif isinstance(event, ToolCall):
-            out.write(f"\n[tool call] {event.name}({json.dumps(event.arguments, ensure_ascii=False)}) id={event.id}\n")
+            arguments = json.dumps(event.arguments, ensure_ascii=False)
+            out.write(("\n" if midline else "") + f"[tool call] {event.name}({arguments}) id={event.id}\n")
+            midline = False
         elif isinstance(event, ImageOutput):
-            out.write(
-                f"\n{event.url}\n" if event.url else f"\n[image: {len(event.data or b'')} bytes {event.mime_type}]\n"
-            )
+            line = event.url or f"[image: {len(event.data or b'')} bytes {event.mime_type}]"
+            out.write(("\n" if midline else "") + line + "\n")
+            out.flush()
+            midline = False
         elif isinstance(event, Usage):
             counts = f"prompt={event.prompt_tokens} completion={event.completion_tokens} total={event.total_tokens}"
             err.write(f"\n[usage] {counts}")
         elif isinstance(event, Finish):
-            out.write("\n")
+            if midline:
+                out.write("\n")
             out.flush()
+            midline = False
             err.write(f"\n[finish] {event.reason.value} ({event.raw})\n")
     err.flush()
 
