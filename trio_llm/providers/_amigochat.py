@@ -229,10 +229,10 @@ class AmigoChat(Provider):
     """AmigoChat: many chat models and image generators behind one free, unofficial API.
 
     The model decides what a call does: a chat model streams text; an image model
-    (``flux/dev``, ``dall-e-3``, ``recraft-v3``, ...) produces
-    :class:`~trio_llm.ImageOutput` events with the images' URLs, which :meth:`complete`
-    collects into :attr:`Reply.images <trio_llm.Reply.images>`. The model list is closed: an
-    unknown model is refused before any I/O.
+    (``flux/dev``, ``dall-e-3``, ``recraft-v3``, ...) produces :class:`~trio_llm.ImageOutput`
+    events with the images' URLs, which :meth:`~trio_llm.Provider.complete` collects into
+    :attr:`Reply.images <trio_llm.Reply.images>`. The model list is closed: an unknown model
+    is refused before any I/O.
 
     Args:
         max_retries: Attempts in all (the seeds' name), each from a new device id, with

@@ -159,7 +159,7 @@ class Dynaspark(Provider):
     The service takes one text and at most one image per request, so the flags
     ``supports_system_message`` and ``supports_message_history`` are ``False`` as in the
     seeds: a system message and earlier turns are not refused but flattened into the text as
-    ``Role: text`` lines (see :func:`format_prompt`), as the seeds did. ``temperature``,
+    ``Role: text`` lines, as the seeds' ``format_prompt`` did. ``temperature``,
     ``max_tokens``, ``top_p``, ``top_k`` and ``stop`` are not sent: the service has no such
     fields.
 
