@@ -9,9 +9,13 @@ import httpx
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import trio_llm
 from trio_llm import Finish, FinishReason, ImageOutput, TextDelta
+from trio_llm._decoding import BodyDecoder
+from trio_llm.providers._amigochat import ImagesInterpreter
 from trio_llm.testing import Emulator, Fault
 
 NO_RETRY = trio_llm.RetryPolicy(max_attempts=1)
@@ -394,3 +398,40 @@ async def test_cancellation_closes_the_connection(emu: Emulator, autojump_clock:
     with trio.fail_after(5):
         await emu.wait_for_connections(0)
     assert emu.count("amigochat", "chat") == 1
+
+
+# -- the image decoder, fuzzed -----------------------------------------------------------------
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["data", "url", "b64_json", "error", "message", "code"]), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+def decode_images(body: bytes) -> list[trio_llm.Event]:
+    decoder = BodyDecoder(ImagesInterpreter())
+    return decoder.feed(body) + decoder.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_fuzzed_bytes_raise_nothing_but_protocol_errors(body: bytes) -> None:
+    try:
+        decode_images(body)
+    except trio_llm.ProtocolError:
+        pass
+
+
+@settings(max_examples=400, deadline=None)
+@given(JSON)
+def test_fuzzed_image_replies_raise_nothing_but_trio_llm_errors(obj: object) -> None:
+    try:
+        events = decode_images(json.dumps(obj).encode())
+    except trio_llm.TrioLLMError:
+        return
+    assert events[-1] == Finish(FinishReason.STOP, None)
+    assert all(isinstance(e, ImageOutput) for e in events[:-1])

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import httpx
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import trio_llm
 from trio_llm import Finish, FinishReason, TextDelta
-from trio_llm.providers._dynaspark import format_prompt
+from trio_llm._decoding import BodyDecoder
+from trio_llm.providers._dynaspark import DynasparkInterpreter, format_prompt
 from trio_llm.testing import Emulator, Fault, FormField
 
 NO_RETRY = trio_llm.RetryPolicy(max_attempts=1)
 #: The smallest JPEG header the sniffer accepts, and a GIF.
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(32)
 GIF = b"GIF89a" + bytes(16)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 async def collect(stream: trio_llm.EventStream) -> list[trio_llm.Event]:
@@ -308,3 +317,34 @@ async def test_cancellation_closes_the_connection(emu: Emulator, autojump_clock:
     with trio.fail_after(5):
         await emu.wait_for_connections(0)
     assert emu.count("dynaspark", "chat") == 1
+
+
+# -- the decoder, fuzzed -----------------------------------------------------------------------
+
+
+def decode(body: bytes) -> list[trio_llm.Event]:
+    decoder = BodyDecoder(DynasparkInterpreter())
+    return decoder.feed(body) + decoder.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_fuzzed_bytes_raise_nothing_but_protocol_errors(body: bytes) -> None:
+    try:
+        events = decode(body)
+    except trio_llm.ProtocolError:
+        return
+    assert events[-1] == Finish(FinishReason.STOP, None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["response", "error", "status", "answer"]), JSON, max_size=3))
+def test_fuzzed_json_raises_nothing_but_protocol_errors(obj: dict[str, object]) -> None:
+    try:
+        events = decode(json.dumps(obj).encode())
+    except trio_llm.ProtocolError:
+        assert not isinstance(obj.get("response"), str)
+        return
+    text = obj["response"]
+    assert isinstance(text, str)
+    assert events == ([TextDelta(text)] if text else []) + [Finish(FinishReason.STOP, None)]

@@ -17,6 +17,7 @@ import base64
 import binascii
 import uuid
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -43,96 +44,104 @@ DEFAULT_MODEL = "gpt-4o-mini"
 #: Chat model -> personaId: the seeds' final table. The o1 ids end in "-" there on purpose
 #: (the service answered "balance is not enough"), which keeps them out of reach of the usual
 #: names; they are kept as they were.
-CHAT_PERSONAS: Mapping[str, str] = {
-    "gpt-4o-2024-11-20": "gpt",
-    "gpt-4o": "summarizer",
-    "gpt-4o-mini": "amigo",
-    "o1-preview-": "openai-o-one",
-    "o1-preview-2024-09-12-": "orion",
-    "o1-mini-": "openai-o-one-mini",
-    "meta-llama/Meta-Llama-3.1-405B-Instruct-Turbo": "llama-three-point-one",
-    "meta-llama/Llama-3.2-90B-Vision-Instruct-Turbo": "llama-3-2",
-    "codellama/CodeLlama-34b-Instruct-hf": "codellama-CodeLlama-34b-Instruct-hf",
-    "gemini-1.5-pro": "gemini-1-5-pro",
-    "gemini-1.5-flash": "gemini-1.5-flash",
-    "claude-3-5-sonnet-20240620": "claude",
-    "claude-3-5-sonnet-20241022": "clude-claude-3-5-sonnet-20241022",
-    "claude-3-5-haiku-latest": "3-5-haiku",
-    "Qwen/Qwen2.5-72B-Instruct-Turbo": "qwen-2-5",
-    "google/gemma-2b-it": "google-gemma-2b-it",
-    "google/gemma-7b": "google-gemma-7b",
-    "Gryphe/MythoMax-L2-13b": "Gryphe-MythoMax-L2-13b",
-    "mistralai/Mistral-7B-Instruct-v0.3": "mistralai-Mistral-7B-Instruct-v0.1",
-    "mistralai/mistral-tiny": "mistralai-mistral-tiny",
-    "mistralai/mistral-nemo": "mistralai-mistral-nemo",
-    "deepseek-ai/deepseek-llm-67b-chat": "deepseek-ai-deepseek-llm-67b-chat",
-    "databricks/dbrx-instruct": "databricks-dbrx-instruct",
-    "NousResearch/Nous-Hermes-2-Mixtral-8x7B-DPO": "NousResearch-Nous-Hermes-2-Mixtral-8x7B-DPO",
-    "x-ai/grok-beta": "x-ai-grok-beta",
-    "anthracite-org/magnum-v4-72b": "anthracite-org-magnum-v4-72b",
-    "cohere/command-r-plus": "cohere-command-r-plus",
-    "ai21/jamba-1-5-mini": "ai21-jamba-1-5-mini",
-    "zero-one-ai/Yi-34B": "zero-one-ai-Yi-34B",
-}
+CHAT_PERSONAS: Mapping[str, str] = MappingProxyType(
+    {
+        "gpt-4o-2024-11-20": "gpt",
+        "gpt-4o": "summarizer",
+        "gpt-4o-mini": "amigo",
+        "o1-preview-": "openai-o-one",
+        "o1-preview-2024-09-12-": "orion",
+        "o1-mini-": "openai-o-one-mini",
+        "meta-llama/Meta-Llama-3.1-405B-Instruct-Turbo": "llama-three-point-one",
+        "meta-llama/Llama-3.2-90B-Vision-Instruct-Turbo": "llama-3-2",
+        "codellama/CodeLlama-34b-Instruct-hf": "codellama-CodeLlama-34b-Instruct-hf",
+        "gemini-1.5-pro": "gemini-1-5-pro",
+        "gemini-1.5-flash": "gemini-1.5-flash",
+        "claude-3-5-sonnet-20240620": "claude",
+        "claude-3-5-sonnet-20241022": "clude-claude-3-5-sonnet-20241022",
+        "claude-3-5-haiku-latest": "3-5-haiku",
+        "Qwen/Qwen2.5-72B-Instruct-Turbo": "qwen-2-5",
+        "google/gemma-2b-it": "google-gemma-2b-it",
+        "google/gemma-7b": "google-gemma-7b",
+        "Gryphe/MythoMax-L2-13b": "Gryphe-MythoMax-L2-13b",
+        "mistralai/Mistral-7B-Instruct-v0.3": "mistralai-Mistral-7B-Instruct-v0.1",
+        "mistralai/mistral-tiny": "mistralai-mistral-tiny",
+        "mistralai/mistral-nemo": "mistralai-mistral-nemo",
+        "deepseek-ai/deepseek-llm-67b-chat": "deepseek-ai-deepseek-llm-67b-chat",
+        "databricks/dbrx-instruct": "databricks-dbrx-instruct",
+        "NousResearch/Nous-Hermes-2-Mixtral-8x7B-DPO": "NousResearch-Nous-Hermes-2-Mixtral-8x7B-DPO",
+        "x-ai/grok-beta": "x-ai-grok-beta",
+        "anthracite-org/magnum-v4-72b": "anthracite-org-magnum-v4-72b",
+        "cohere/command-r-plus": "cohere-command-r-plus",
+        "ai21/jamba-1-5-mini": "ai21-jamba-1-5-mini",
+        "zero-one-ai/Yi-34B": "zero-one-ai-Yi-34B",
+    }
+)
 #: Image model -> personaId: the seeds' final table.
-IMAGE_PERSONAS: Mapping[str, str] = {
-    "flux-pro/v1.1": "flux-1-1-pro",
-    "flux-realism": "flux-realism",
-    "flux-pro": "flux-pro",
-    "flux-pro/v1.1-ultra": "flux-pro-v1.1-ultra",
-    "flux-pro/v1.1-ultra-raw": "flux-pro-v1.1-ultra-raw",
-    "flux/dev": "flux-dev",
-    "dall-e-3": "dalle-three",
-    "recraft-v3": "recraft",
-}
+IMAGE_PERSONAS: Mapping[str, str] = MappingProxyType(
+    {
+        "flux-pro/v1.1": "flux-1-1-pro",
+        "flux-realism": "flux-realism",
+        "flux-pro": "flux-pro",
+        "flux-pro/v1.1-ultra": "flux-pro-v1.1-ultra",
+        "flux-pro/v1.1-ultra-raw": "flux-pro-v1.1-ultra-raw",
+        "flux/dev": "flux-dev",
+        "dall-e-3": "dalle-three",
+        "recraft-v3": "recraft",
+    }
+)
 #: The seeds' final aliases. They are resolved first, so ``gpt-4o`` goes to
 #: ``gpt-4o-2024-11-20`` (persona ``gpt``), never to the ``gpt-4o`` entry, as in the seeds.
-MODEL_ALIASES: Mapping[str, str] = {
-    "gpt-4o": "gpt-4o-2024-11-20",
-    "gpt-4o-mini": "gpt-4o-mini",
-    "llama-3.1-405b": "meta-llama/Meta-Llama-3.1-405B-Instruct-Turbo",
-    "llama-3.2-90b": "meta-llama/Llama-3.2-90B-Vision-Instruct-Turbo",
-    "codellama-34b": "codellama/CodeLlama-34b-Instruct-hf",
-    "gemini-flash": "gemini-1.5-flash",
-    "claude-3.5-sonnet": "claude-3-5-sonnet-20241022",
-    "claude-3.5-haiku": "claude-3-5-haiku-latest",
-    "qwen-2.5-72b": "Qwen/Qwen2.5-72B-Instruct-Turbo",
-    "gemma-2b": "google/gemma-2b-it",
-    "mythomax-13b": "Gryphe/MythoMax-L2-13b",
-    "mixtral-7b": "mistralai/Mistral-7B-Instruct-v0.3",
-    "mistral-nemo": "mistralai/mistral-nemo",
-    "deepseek-chat": "deepseek-ai/deepseek-llm-67b-chat",
-    "dbrx-instruct": "databricks/dbrx-instruct",
-    "mixtral-8x7b-dpo": "NousResearch/Nous-Hermes-2-Mixtral-8x7B-DPO",
-    "grok-beta": "x-ai/grok-beta",
-    "magnum-72b": "anthracite-org/magnum-v4-72b",
-    "command-r-plus": "cohere/command-r-plus",
-    "jamba-mini": "ai21/jamba-1-5-mini",
-    "flux-dev": "flux/dev",
-}
+MODEL_ALIASES: Mapping[str, str] = MappingProxyType(
+    {
+        "gpt-4o": "gpt-4o-2024-11-20",
+        "gpt-4o-mini": "gpt-4o-mini",
+        "llama-3.1-405b": "meta-llama/Meta-Llama-3.1-405B-Instruct-Turbo",
+        "llama-3.2-90b": "meta-llama/Llama-3.2-90B-Vision-Instruct-Turbo",
+        "codellama-34b": "codellama/CodeLlama-34b-Instruct-hf",
+        "gemini-flash": "gemini-1.5-flash",
+        "claude-3.5-sonnet": "claude-3-5-sonnet-20241022",
+        "claude-3.5-haiku": "claude-3-5-haiku-latest",
+        "qwen-2.5-72b": "Qwen/Qwen2.5-72B-Instruct-Turbo",
+        "gemma-2b": "google/gemma-2b-it",
+        "mythomax-13b": "Gryphe/MythoMax-L2-13b",
+        "mixtral-7b": "mistralai/Mistral-7B-Instruct-v0.3",
+        "mistral-nemo": "mistralai/mistral-nemo",
+        "deepseek-chat": "deepseek-ai/deepseek-llm-67b-chat",
+        "dbrx-instruct": "databricks/dbrx-instruct",
+        "mixtral-8x7b-dpo": "NousResearch/Nous-Hermes-2-Mixtral-8x7B-DPO",
+        "grok-beta": "x-ai/grok-beta",
+        "magnum-72b": "anthracite-org/magnum-v4-72b",
+        "command-r-plus": "cohere/command-r-plus",
+        "jamba-mini": "ai21/jamba-1-5-mini",
+        "flux-dev": "flux/dev",
+    }
+)
 
 #: The web app's headers. ``authorization`` is literally ``Bearer`` with no token, as the app
 #: sends it. (The seeds sent ``origin: https://amigochat.io/chat/`` and a referer with a double
 #: slash; a browser sends these.)
-_HEADERS = {
-    "accept": "*/*",
-    "accept-language": "en-US,en;q=0.9",
-    "authorization": "Bearer",
-    "cache-control": "no-cache",
-    "pragma": "no-cache",
-    "origin": SITE,
-    "referer": f"{SITE}/chat/",
-    "priority": "u=1, i",
-    "sec-ch-ua": '"Chromium";v="129", "Not=A?Brand";v="8"',
-    "sec-ch-ua-mobile": "?0",
-    "sec-ch-ua-platform": '"Linux"',
-    "user-agent": (
-        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/129.0.0.0 Safari/537.36"
-    ),
-    "x-device-language": "en-US",
-    "x-device-platform": "web",
-    "x-device-version": DEVICE_VERSION,
-}
+_HEADERS: Mapping[str, str] = MappingProxyType(
+    {
+        "accept": "*/*",
+        "accept-language": "en-US,en;q=0.9",
+        "authorization": "Bearer",
+        "cache-control": "no-cache",
+        "pragma": "no-cache",
+        "origin": SITE,
+        "referer": f"{SITE}/chat/",
+        "priority": "u=1, i",
+        "sec-ch-ua": '"Chromium";v="129", "Not=A?Brand";v="8"',
+        "sec-ch-ua-mobile": "?0",
+        "sec-ch-ua-platform": '"Linux"',
+        "user-agent": (
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/129.0.0.0 Safari/537.36"
+        ),
+        "x-device-language": "en-US",
+        "x-device-platform": "web",
+        "x-device-version": DEVICE_VERSION,
+    }
+)
 
 # The seeds' body defaults, sent when the caller sets nothing else.
 _DEFAULT_MAX_TOKENS = 4000

@@ -8,7 +8,8 @@ The service is unofficial and may be gone; :class:`trio_llm.testing.Emulator` sp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,18 +35,24 @@ MODELS = ("gemini-1.5-flash", "gemini-1.5-flash-8b", "gemini-2.0-flash", "gemini
 #: The seeds' table. Its keys are served names too, so asking for ``gemini-1.5-flash`` (the
 #: default) sends ``gemini-1.5-flash-8b``: the alias wins, as it did when the seeds' mixin
 #: resolved it.
-MODEL_ALIASES = {"gemini-1.5-flash": "gemini-1.5-flash-8b", "gemini-2.0-flash": "gemini-2.0-flash-lite"}
+MODEL_ALIASES: Mapping[str, str] = MappingProxyType(
+    {"gemini-1.5-flash": "gemini-1.5-flash-8b", "gemini-2.0-flash": "gemini-2.0-flash-lite"}
+)
 
 #: What the site's own page sends (the service answers browsers).
-_HEADERS = {
-    "accept": "*/*",
-    "accept-language": "en-US,en;q=0.9",
-    "user-agent": (
-        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/133.0.0.0 Safari/537.36"
-    ),
-    "x-requested-with": "XMLHttpRequest",
-}
-_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
+_HEADERS: Mapping[str, str] = MappingProxyType(
+    {
+        "accept": "*/*",
+        "accept-language": "en-US,en;q=0.9",
+        "user-agent": (
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/133.0.0.0 Safari/537.36"
+        ),
+        "x-requested-with": "XMLHttpRequest",
+    }
+)
+_EXTENSIONS: Mapping[str, str] = MappingProxyType(
+    {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
+)
 
 # -- request building --------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["OpenAIRoutes"]
 
 #: ``(id, owned_by, is a chat model)``
-CATALOGUE = [
+CATALOGUE = (
     ("gpt-4o-mini", "system", True),
     ("gpt-4o", "system", True),
     ("gpt-4.1", "system", True),
@@ -34,15 +34,15 @@ CATALOGUE = [
     ("gpt-4.1-nano", "system", True),
     ("o3-mini", "system", True),
     ("text-embedding-3-small", "system", False),
-]
-_CHAT_MODELS = {model for model, _owner, chat in CATALOGUE if chat}
-_KNOWN_MODELS = {model for model, _owner, _chat in CATALOGUE}
-_PARAMETERS = {
+)
+_CHAT_MODELS = frozenset(model for model, _owner, chat in CATALOGUE if chat)
+_KNOWN_MODELS = frozenset(model for model, _owner, _chat in CATALOGUE)
+_PARAMETERS = frozenset({
     "model", "messages", "stream", "stream_options", "temperature", "max_tokens", "max_completion_tokens", "top_p",
     "stop", "tools", "tool_choice", "parallel_tool_calls", "n", "presence_penalty", "frequency_penalty", "logit_bias",
     "logprobs", "top_logprobs", "user", "seed", "response_format", "metadata", "store", "reasoning_effort",
     "service_tier", "modalities", "audio", "prediction", "web_search_options",
-}  # fmt: skip
+})  # fmt: skip
 _TYPES = {
     400: "invalid_request_error",
     401: "invalid_request_error",
