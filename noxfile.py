@@ -14,7 +14,7 @@ PYTHON = "3.11"
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The test suite (emulator over loopback, MockClock for time)."""
-    session.install("-e", ".[tests,interop]")
+    session.install("-e", ".[tests,interop,demo]")
     session.run("pytest", *session.posargs)
 
 

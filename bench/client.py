@@ -56,9 +56,29 @@ async def timed(stream: Callable[[], Awaitable[int]]) -> dict[str, float]:
     return {"events": events, "cpu_s": cpu, "wall_s": wall}
 
 
+async def fanout(url: str, key: str, targets: int) -> dict[str, float]:
+    """One stream alone, then ``gather`` over ``targets`` streams; wall and CPU of each."""
+    async with trio_llm.Gemini(api_key=key, base_url=url) as gemini:
+        await gemini.complete(PROMPT)  # warm-up
+        wall = time.perf_counter()
+        single = await trio_llm.gather([gemini], PROMPT)
+        single_wall = time.perf_counter() - wall
+        wall = time.perf_counter()
+        cpu = time.process_time()
+        outcomes = await trio_llm.gather([gemini] * targets, PROMPT)
+        cpu = time.process_time() - cpu
+        wall = time.perf_counter() - wall
+    failures = sum(not o.ok for o in outcomes) + sum(not o.ok for o in single)
+    slowest = max(o.elapsed for o in outcomes)
+    return {"events": targets, "cpu_s": cpu, "wall_s": wall, "single_s": single_wall, "slowest_s": slowest,
+            "failures": failures}  # fmt: skip
+
+
 async def main(mode: str, url: str, key: str) -> None:
     # Clients are built before timing (building one is not the per-event cost measured).
-    if mode == "trio_llm":
+    if mode.startswith("gather"):
+        result = await fanout(url, key, int(mode.removeprefix("gather")))
+    elif mode == "trio_llm":
         async with trio_llm.Gemini(api_key=key, base_url=url) as gemini:
             result = await timed(lambda: stream_trio_llm(gemini))
     elif mode == "raw_httpx":

@@ -27,9 +27,10 @@ MODES = ("raw_httpx", "trio_llm")
 BASELINE = "raw_httpx"
 
 
-def start_emulator(events: int) -> tuple[subprocess.Popen[str], str, str]:
+def start_emulator(events: int, *extra: str) -> tuple[subprocess.Popen[str], str, str]:
     command = [
         sys.executable, "-m", "trio_llm", "emulate", "--port", "0", "--words", str(events), "--words-per-chunk", "1",
+        *extra,
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
@@ -80,6 +81,15 @@ def main() -> None:
     finally:
         emulator.terminate()
         emulator.wait(timeout=10)
+
+    # Fan-out: 1,000 streams at once, each: first event after 100 ms, 20 events 10 ms apart.
+    targets = 200 if args.quick else 1000
+    emulator, url, key = start_emulator(20, "--first-chunk-delay", "0.1", "--chunk-delay", "0.01")
+    try:
+        fan = [run_client(f"gather{targets}", url, key) for _ in range(1 if args.quick else 3)]
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=10)
     elapsed = time.perf_counter() - started
 
     per_event = {m: [r["cpu_s"] / events * 1e6 for r in results[m]] for m in MODES}
@@ -114,6 +124,19 @@ def main() -> None:
         "`json.loads` per event, the text picked out by hand — no typed events, no validation, no",
         "timeouts, no truncation check. `trio_llm` decodes each event into typed objects through its",
         "sans-IO SSE decoder and a cattrs converter, with per-phase deadlines and checkpoints.",
+        "",
+        f"## Fan-out: `gather` over {targets:,} Gemini streams at once",
+        "",
+        "Each stream: first event after 100 ms, then 20 events 10 ms apart (ideal ≈ 0.29 s). One",
+        "provider, one connection per stream, the emulator in its own process on the other core.",
+        "",
+        "| run | wall (s) | one stream alone (s) | slowest target's own time (s) | client CPU (s) | failures |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {n + 1} | {f['wall_s']:.2f} | {f['single_s']:.2f} | {f['slowest_s']:.2f} | {f['cpu_s']:.2f} "
+            f"| {f['failures']:.0f} |"
+            for n, f in enumerate(fan)
+        ),
         "",
     ]
     args.output.write_text("\n".join(lines), encoding="utf-8")

@@ -54,9 +54,13 @@ nitpick_ignore_regex = [
     (r"py:.*", r"ssl\..+"),
     (r"py:.*", r"random\.Random"),
     (r"py:.*", r"collections\.(abc\.)?.+"),
+    (r"py:.*", r"contextlib\..+"),
+    (r"py:.*", r"trio\..+"),
     # trio_llm's typing aliases (private names for "what may be passed as messages/media",
     # a role literal and a content part union); the pages describe what they accept.
-    (r"py:class", r"MessagesInput|MediaList|Role|Part"),
+    (r"py:class", r"MessagesInput|MediaList|Role|Part|Target"),
+    # The fan-out helpers' keyword options (the same as Provider.stream's, typed as a TypedDict).
+    (r"py:class", r"trio_llm\._fanout\.ChatOptions"),
 ]
 
 

@@ -54,14 +54,6 @@ def test_a_bad_image_is_one_clear_line(capsys: pytest.CaptureFixture[str], tmp_p
     assert "Traceback" not in err
 
 
-def test_demo_runs_without_keys(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
-    assert main(["demo", "Hello demo"]) == 0
-    out, err = capsys.readouterr()
-    assert "> Hello demo" in out
-    assert "[finish] stop (STOP)" in err
-
-
 def test_python_dash_m_and_emulate_print_the_urls() -> None:
     command = [sys.executable, "-m", "trio_llm", "emulate", "--port", "0"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:

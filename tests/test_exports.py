@@ -16,6 +16,8 @@ PUBLIC = {
     "EventStream",
     # configuration
     "Timeouts", "RetryPolicy",
+    # fan-out
+    "race", "gather", "fallback", "hedge", "race_stream", "merge", "Outcome", "Sourced", "AllFailedError",
     # providers
     "Provider", "Gemini", "Dynaspark", "AmigoChat", "OpenAICompatible",
     # errors

@@ -6,6 +6,7 @@ fan-out that owns its children, and a local emulator of every provider.
 
 from ._config import RetryPolicy as RetryPolicy
 from ._config import Timeouts as Timeouts
+from ._errors import AllFailedError as AllFailedError
 from ._errors import APIStatusError as APIStatusError
 from ._errors import AuthenticationError as AuthenticationError
 from ._errors import BadRequestError as BadRequestError
@@ -37,6 +38,14 @@ from ._events import Reply as Reply
 from ._events import TextDelta as TextDelta
 from ._events import ToolCall as ToolCall
 from ._events import Usage as Usage
+from ._fanout import Outcome as Outcome
+from ._fanout import Sourced as Sourced
+from ._fanout import fallback as fallback
+from ._fanout import gather as gather
+from ._fanout import hedge as hedge
+from ._fanout import merge as merge
+from ._fanout import race as race
+from ._fanout import race_stream as race_stream
 from ._messages import Image as Image
 from ._messages import Message as Message
 from ._messages import Text as Text
@@ -55,6 +64,7 @@ from .providers import Provider as Provider
 
 __all__ = [
     "APIStatusError",
+    "AllFailedError",
     "AmigoChat",
     "AuthenticationError",
     "BadRequestError",
@@ -78,6 +88,7 @@ __all__ = [
     "ModelNotFoundError",
     "NotFoundError",
     "OpenAICompatible",
+    "Outcome",
     "PermissionDeniedError",
     "ProtocolError",
     "Provider",
@@ -86,6 +97,7 @@ __all__ = [
     "Reply",
     "RetryPolicy",
     "ServerError",
+    "Sourced",
     "StreamTruncatedError",
     "Text",
     "TextDelta",
@@ -99,6 +111,12 @@ __all__ = [
     "Usage",
     "__version__",
     "assistant",
+    "fallback",
+    "gather",
+    "hedge",
+    "merge",
+    "race",
+    "race_stream",
     "system",
     "tool_result",
     "user",

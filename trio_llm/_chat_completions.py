@@ -255,6 +255,10 @@ class ChatCompletionsInterpreter:
             events += self._final()
         return events
 
+    def usage_so_far(self) -> Usage | None:
+        """The usage the server has sent, if any (it usually comes last)."""
+        return _usage_event(self._usage) if self._usage is not None else None
+
     def _take(self, part: _Delta, events: list[Event]) -> None:
         if part.reasoning_content:
             events.append(ReasoningDelta(part.reasoning_content))

@@ -15,10 +15,12 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import trio
 
+from ._cli_fanout import batch_command, demo_command, open_targets, race_command
 from ._errors import ConfigurationError, TrioLLMError
 from ._events import Finish, ImageOutput, ReasoningDelta, TextDelta, ToolCall, Usage
 from ._media import MediaItem
@@ -55,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--emulator", action="store_true", help="run against an in-process emulator (no keys, no network)"
     )
+    common.add_argument("--emulator-delay", type=float, default=0.0, help=argparse.SUPPRESS)
 
     parser = argparse.ArgumentParser(
         prog="trio-llm", description="Talk to LLM chat providers from the terminal, the trio way."
@@ -80,8 +83,28 @@ def _parser() -> argparse.ArgumentParser:
     emulate.add_argument("--words", type=int, default=40, help="words in a default reply")
     emulate.add_argument("--words-per-chunk", type=int, default=4, help="words per streamed event")
     emulate.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between streamed events")
+    emulate.add_argument("--first-chunk-delay", type=float, default=0.0, help="seconds before the first event")
 
-    demo = commands.add_parser("demo", help="stream an answer from the built-in emulator (no keys, no network)")
+    race = commands.add_parser("race", parents=[common], help="ask several providers, print the first answer")
+    race.add_argument(
+        "-p", "--provider", action="append", required=True, metavar="NAME[:MODEL]", help="a target (repeatable)"
+    )
+    race.add_argument("-m", "--model", help="the model for targets that name none")
+    race.add_argument("--system", help="a system message")
+    race.add_argument("--max-tokens", type=int, help="the most tokens to generate")
+    race.add_argument("prompt", help="what to ask")
+
+    batch = commands.add_parser("batch", parents=[common], help="answer a JSONL file of prompts, resumably")
+    batch.add_argument("input", type=Path, help='JSONL: one {"id", "prompt" | "messages", ...} per line')
+    batch.add_argument("output", type=Path, help="JSONL answers (ids already there are skipped)")
+    batch.add_argument(
+        "-p", "--provider", action="append", required=True, metavar="NAME[:MODEL]", help="a target (repeatable)"
+    )
+    batch.add_argument("--concurrency", type=int, default=8, help="requests in flight at most (default 8)")
+    batch.add_argument("--race", action="store_true", help="race every -p target for each line")
+    batch.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    demo = commands.add_parser("demo", help="fan one prompt out to every emulated provider (no keys, no network)")
     demo.add_argument("prompt", nargs="?", default=DEMO_PROMPT, help="what to ask")
     return parser
 
@@ -168,6 +191,7 @@ async def _emulate(args: argparse.Namespace) -> None:
         words=args.words,
         words_per_chunk=args.words_per_chunk,
         chunk_delay=args.chunk_delay,
+        first_chunk_delay=args.first_chunk_delay,
     )
     async with emulator as emu:
         print("trio-llm emulator running; Ctrl-C stops it.")
@@ -178,15 +202,22 @@ async def _emulate(args: argparse.Namespace) -> None:
         await trio.sleep_forever()
 
 
-async def _demo(args: argparse.Namespace) -> None:
-    from .testing import Emulator
+async def _race(args: argparse.Namespace, use_emulator: bool) -> None:
+    messages = ([system(args.system)] if args.system else []) + [user(args.prompt)]
+    options = {k: v for k, v in {"model": args.model, "max_tokens": args.max_tokens}.items() if v is not None}
+    async with open_targets(
+        args.provider, PROVIDERS, use_emulator=use_emulator, emulator_delay=args.emulator_delay
+    ) as targets:
+        await race_command(targets, messages, options)
 
-    async with Emulator(words=60, chunk_delay=0.03) as emu:
-        print(f"trio-llm demo: the built-in emulator is serving on {emu.url_for('gemini')}")
-        print(f"> {args.prompt}\n")
-        async with emu.provider("gemini") as gemini, gemini.stream(args.prompt, max_tokens=200) as events:
-            print(f"[{gemini.label}, {events.model}]")
-            await stream_to(events, sys.stdout, sys.stderr)
+
+async def _batch(args: argparse.Namespace, use_emulator: bool) -> None:
+    if len(args.provider) > 1 and not args.race:
+        raise ConfigurationError("several -p targets need --race (each line is then a race)")
+    async with open_targets(
+        args.provider, PROVIDERS, use_emulator=use_emulator, emulator_delay=args.emulator_delay
+    ) as targets:
+        await batch_command(args.input, args.output, targets, args.concurrency, not args.no_progress)
 
 
 async def _run(args: argparse.Namespace) -> None:
@@ -197,8 +228,12 @@ async def _run(args: argparse.Namespace) -> None:
         await _models(args, use_emulator)
     elif args.command == "emulate":
         await _emulate(args)
+    elif args.command == "race":
+        await _race(args, use_emulator)
+    elif args.command == "batch":
+        await _batch(args, use_emulator)
     elif args.command == "demo":
-        await _demo(args)
+        await demo_command(args.prompt)
     else:  # pragma: no cover - argparse refuses unknown commands
         raise ConfigurationError(f"unknown command {args.command!r}")
 
@@ -208,12 +243,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         trio.run(_run, args)
-    except TrioLLMError as error:
-        print(f"trio-llm: error: {error}", file=sys.stderr)
+    except BaseException as exc:
+        return _exit_status(exc)
+    return 0
+
+
+def _exit_status(exc: BaseException) -> int:
+    # Ctrl-C reaches trio's main task wherever it is, often inside a nursery, so it can come
+    # wrapped in an exception group; so can an error from a command's own nursery.
+    if isinstance(exc, BaseExceptionGroup):
+        interrupted, rest = exc.split(KeyboardInterrupt)
+        if interrupted is not None and rest is None:
+            exc = KeyboardInterrupt()
+        elif len(exc.exceptions) == 1:
+            return _exit_status(exc.exceptions[0])
+    if isinstance(exc, TrioLLMError):
+        print(f"trio-llm: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    if isinstance(exc, KeyboardInterrupt):
         print("trio-llm: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
+    if isinstance(exc, BrokenPipeError):
         return 0
-    return 0
+    raise exc

@@ -15,7 +15,7 @@ import json
 from typing import Any, Protocol
 
 from ._errors import ProtocolError, TrioLLMError
-from ._events import Event
+from ._events import Event, Usage
 from ._sse import DEFAULT_MAX_EVENT_SIZE, SSEDecoder
 
 __all__ = ["BodyDecoder", "Decoder", "Interpreter", "SSEStreamDecoder", "loads"]
@@ -35,6 +35,10 @@ class Decoder(Protocol):
     @property
     def pending_error(self) -> TrioLLMError | None:
         """An error decoded after the events last returned, to be raised next."""
+        ...
+
+    def usage_so_far(self) -> Usage | None:
+        """The token counts the provider has sent so far (before its final usage event)."""
         ...
 
 
@@ -75,6 +79,10 @@ class _Base:
     def _raise_pending(self) -> None:
         if self._error is not None:
             raise self._error
+
+    def usage_so_far(self) -> Usage | None:
+        usage_so_far = getattr(self._interpreter, "usage_so_far", None)
+        return usage_so_far() if usage_so_far is not None else None
 
     def _interpret(self, payloads: list[str], *, end: bool) -> list[Event]:
         """Events for ``payloads`` (and the end); an error after some events is held back."""

@@ -16,6 +16,7 @@
     │   ├── RateLimitError              429 (and quota exhaustion); carries ``retry_after``
     │   └── ServerError                 5xx
     ├── ContentBlockedError             the provider refused the prompt itself
+    ├── AllFailedError                  every target of a fan-out helper failed
     ├── ProtocolError                   the provider sent something we cannot decode
     │   └── StreamTruncatedError        the stream ended without the provider's end marker
     ├── TransportError                  connection refused, reset, TLS failure, ...
@@ -32,10 +33,15 @@ No message ever contains a key, credential or access token.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._fanout import Outcome, Target
 
 __all__ = [
     "APIStatusError",
+    "AllFailedError",
     "AuthenticationError",
     "BadRequestError",
     "CertificateError",
@@ -174,6 +180,24 @@ class ContentBlockedError(TrioLLMError):
     def __init__(self, message: str, *, provider: str | None = None, reason: str | None = None):
         super().__init__(message, provider=provider)
         self.reason = reason
+
+
+class AllFailedError(TrioLLMError):
+    """Every target of a fan-out helper (``race``, ``fallback``, ...) failed.
+
+    Attributes:
+        outcomes: One :class:`~trio_llm.Outcome` per target that ran, each with its error.
+    """
+
+    def __init__(self, outcomes: Sequence[Outcome]) -> None:
+        self.outcomes = list(outcomes)
+        parts = "; ".join(f"{o.label}: {o.error}" for o in self.outcomes)
+        super().__init__(f"all {len(self.outcomes)} targets failed: {parts}")
+
+    @property
+    def errors(self) -> list[tuple[Target, Exception]]:
+        """``(target, error)`` for every target that failed."""
+        return [(o.target, o.error) for o in self.outcomes if o.error is not None]
 
 
 class ProtocolError(TrioLLMError):

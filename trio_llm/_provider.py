@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import ssl
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Generic, TypeVar, overload
 
@@ -34,9 +34,41 @@ from ._media import MediaList
 from ._messages import Message, MessagesInput, Tool, coerce_messages, coerce_tools
 from ._stream import EventStream
 
-__all__ = ["ChatRequest", "ModelList", "Provider"]
+__all__ = ["ChatRequest", "ClientLease", "ModelList", "Provider"]
 
 P = TypeVar("P", bound="Provider")
+
+#: Requests in flight per httpx connection pool before an open provider starts another pool.
+#: httpcore's pool does O(requests x connections) work on every operation: 1,000 streams in
+#: one pool cost ~20 ms of CPU each, in pools of this size well under 1 ms (docs/benchmarks.md).
+POOL_SIZE = 32
+
+
+@attrs.define
+class _Pool:
+    client: httpx.AsyncClient
+    in_flight: int = 0
+
+
+@attrs.define
+class ClientLease:
+    """The client one call uses, and how to give it back (see :meth:`Provider._lease`)."""
+
+    client: httpx.AsyncClient
+    _pool: _Pool | None = None
+    _owned: bool = False
+
+    async def release(self) -> None:
+        """Give the client back: a pooled one is freed for others, a short-lived one closed."""
+        if self._pool is not None:
+            self._pool.in_flight -= 1
+            self._pool = None
+        if self._owned:
+            self._owned = False
+            with trio.CancelScope(shield=True):
+                await self.client.aclose()
+        else:
+            await trio.lowlevel.checkpoint()
 
 
 @attrs.frozen
@@ -154,7 +186,7 @@ class Provider:
     proxy: str | None = None
     http_client: httpx.AsyncClient | None = attrs.field(default=None, repr=False)
 
-    _client: httpx.AsyncClient | None = attrs.field(default=None, init=False, repr=False)
+    _pools: list[_Pool] | None = attrs.field(default=None, init=False, repr=False)
     _exit_stack: contextlib.AsyncExitStack | None = attrs.field(default=None, init=False, repr=False)
     _ssl: ssl.SSLContext | None = attrs.field(default=None, init=False, repr=False)
     _model_cache: list[str] | None = attrs.field(default=None, init=False, repr=False)
@@ -174,14 +206,10 @@ class Provider:
         if self._exit_stack is not None:
             raise RuntimeError(f"{type(self).__name__} is already open")
         stack = contextlib.AsyncExitStack()
-        try:
-            if self.http_client is None:
-                self._client = await stack.enter_async_context(self._new_client())
-            stack.callback(self._forget_client)
-        except BaseException:
-            await stack.aclose()
-            raise
+        self._pools = []
+        stack.push_async_callback(self._close_pools)
         self._exit_stack = stack
+        await trio.lowlevel.checkpoint()
         return self
 
     async def __aexit__(
@@ -192,8 +220,10 @@ class Provider:
             with trio.CancelScope(shield=True):
                 await stack.aclose()
 
-    def _forget_client(self) -> None:
-        self._client = None
+    async def _close_pools(self) -> None:
+        pools, self._pools = self._pools or [], None
+        for pool in pools:
+            await pool.client.aclose()
 
     def _new_client(self) -> httpx.AsyncClient:
         if self.base_url.startswith("https:") or self.proxy:
@@ -218,23 +248,30 @@ class Provider:
         """Said in a certificate error: which CAs were trusted and how to add one."""
         return "The system's public root CAs were trusted; pass http_client= with your own verify= to change that."
 
-    def _borrow_client(self) -> tuple[httpx.AsyncClient, bool]:
-        """The client to use, and whether the caller must close it (a short-lived one)."""
+    def _lease(self) -> ClientLease:
+        """A client for one call: yours (``http_client=``); one of the open provider's pools
+        (the first with room, so keep-alive connections are reused); or, outside
+        ``async with provider``, a short-lived client closed when the call ends."""
         if self.http_client is not None:
-            return self.http_client, False
-        if self._client is not None:
-            return self._client, False
-        return self._new_client(), True
+            return ClientLease(self.http_client)
+        if self._pools is None:
+            return ClientLease(self._new_client(), owned=True)
+        for pool in self._pools:
+            if pool.in_flight < POOL_SIZE:
+                break
+        else:
+            pool = _Pool(self._new_client())
+            self._pools.append(pool)
+        pool.in_flight += 1
+        return ClientLease(pool.client, pool)
 
     @contextlib.asynccontextmanager
-    async def _client_for_call(self) -> Any:
-        client, owned = self._borrow_client()
+    async def _client_for_call(self) -> AsyncIterator[httpx.AsyncClient]:
+        lease = self._lease()
         try:
-            yield client
+            yield lease.client
         finally:
-            if owned:
-                with trio.CancelScope(shield=True):
-                    await client.aclose()
+            await lease.release()
 
     # -- requests ----------------------------------------------------------------------------
 

@@ -31,11 +31,11 @@ from ._errors import (
     TotalTimeout,
     TrioLLMError,
 )
-from ._events import Event, Reply, ReplyBuilder
+from ._events import Event, Reply, ReplyBuilder, Usage
 from ._http import MAX_ERROR_BODY, HTTPCall, translate_httpx_error
 
 if TYPE_CHECKING:
-    from ._provider import ChatRequest, Provider
+    from ._provider import ChatRequest, ClientLease, Provider
 
 __all__ = ["EventStream"]
 
@@ -76,7 +76,7 @@ class EventStream:
         self.first_event_at: float | None = None
         self._call: HTTPCall | None = None
         self._client: httpx.AsyncClient | None = None
-        self._owns_client = False
+        self._lease: ClientLease | None = None
         self._response: httpx.Response | None = None
         self._chunks: AsyncIterator[bytes] | None = None
         self._decoder: Decoder | None = None
@@ -103,7 +103,8 @@ class EventStream:
         if timeouts.total is not None:
             self._total_deadline = self.started_at + timeouts.total
         try:
-            self._client, self._owns_client = self._provider._borrow_client()
+            self._lease = self._provider._lease()
+            self._client = self._lease.client
             await self._open(first_attempt=True)
         except BaseException:
             await self.aclose()
@@ -129,8 +130,8 @@ class EventStream:
         self._closed = True
         with trio.CancelScope(shield=True):
             await self._close_response()
-            if self._owns_client and self._client is not None:
-                await self._client.aclose()
+            if self._lease is not None:
+                await self._lease.release()
             self._client = None
 
     # -- iteration ---------------------------------------------------------------------------
@@ -174,6 +175,15 @@ class EventStream:
             self.first_event_at = trio.current_time()
         self.events_delivered += 1
         return event
+
+    @property
+    def usage_so_far(self) -> Usage | None:
+        """Token counts the provider has sent so far, even if the stream was cut short.
+
+        Gemini sends a running count in every chunk; other providers only at the end.
+        """
+        decoder = self._decoder
+        return decoder.usage_so_far() if decoder is not None else None
 
     async def collect(self) -> Reply:
         """Read the rest of the stream and aggregate the events not yet read into a :class:`Reply`."""

@@ -334,6 +334,12 @@ class GeminiInterpreter:
             events.append(Finish(map_finish_reason(raw, made_tool_calls=self._calls > 0), raw))
         return events
 
+    def usage_so_far(self) -> Usage | None:
+        """The last ``usageMetadata`` seen (Gemini sends a running count in every chunk)."""
+        if self._usage_raw is None:
+            return None
+        return _usage(structure(_converter, self._usage_raw, _UsageMetadata, provider="gemini", what="usageMetadata"))
+
     def _emit_usage(self, events: list[Event]) -> None:
         if self._usage_raw is None:
             return

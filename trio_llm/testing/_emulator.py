@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from ..providers import AmigoChat, Dynaspark, Gemini, OpenAICompatible, Provider
 
-__all__ = ["Emulator", "Fault", "RouteSet", "send_event_stream"]
+__all__ = ["Emulator", "Fault", "RouteSet", "generation_delay", "send_event_stream"]
 
 
 @attrs.frozen(kw_only=True)
@@ -197,6 +197,10 @@ class Emulator:
 
     # -- addresses ---------------------------------------------------------------------------
 
+    def providers(self) -> list[str]:
+        """The names of the providers this emulator serves, e.g. ``["gemini", ...]``."""
+        return [route.name for route in self._routes]
+
     def url_for(self, name: str) -> str:
         """The ``base_url`` to give a provider: ``"gemini"``, ``"gigachat"``, ``"gigachat-auth"``,
         ``"dynaspark"``, ``"amigochat"`` or ``"openai"`` (the ones this emulator serves)."""
@@ -365,6 +369,15 @@ class Emulator:
 
 
 # -- writing helpers shared by the provider routes ---------------------------------------------
+
+
+async def generation_delay(emu: Emulator, events: int, fault: Fault) -> None:
+    """Wait as long as streaming ``events`` events would take: a whole (non-streamed) reply
+    arrives when the model would have finished it."""
+    gap = emu.chunk_delay if fault.chunk_delay is None else fault.chunk_delay
+    total = emu.first_chunk_delay + gap * max(events - 1, 0)
+    if total:
+        await trio.sleep(total)
 
 
 async def send_json(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._emulator import Fault, send_event_stream, send_json, send_raw_fault_body
+from ._emulator import Fault, generation_delay, send_event_stream, send_json, send_raw_fault_body
 from ._replies import chunk_words, reply_text, tool_arguments, word_count
 
 if TYPE_CHECKING:
@@ -289,6 +289,7 @@ class GeminiRoutes:
             await send_json(writer, 400, error_body(400, str(exc) or "Invalid JSON payload received."), fault=fault)
             return
         if method == "generateContent":
+            await generation_delay(emu, len(chunks), fault)
             await send_json(writer, 200, merge_chunks(chunks), fault=fault)
             return
         error_frame = error_body(fault.error_status, fault.message)

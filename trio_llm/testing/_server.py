@@ -87,6 +87,8 @@ class RecordedRequest:
     body: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
     provider: str = ""
     route: str = ""
+    #: ``trio.current_time()`` when the request had been read.
+    received_at: float = 0.0
 
     def json(self) -> Any:
         """The body decoded as JSON."""
@@ -275,6 +277,7 @@ def record(request: h11.Request, body: bytes) -> RecordedRequest:
         query=parse_qs(parts.query, keep_blank_values=True),
         headers=headers,
         body=body,
+        received_at=trio.current_time(),
     )
 
 
