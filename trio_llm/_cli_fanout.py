@@ -54,7 +54,7 @@ async def open_targets(
 
 def _summary(outcome: Outcome, winner: bool) -> str:
     if outcome.ok:
-        state = "won" if winner else "finished"
+        state = "won" if winner else "finished, unused"
     elif outcome.cancelled:
         state = "cancelled (lost)"
     else:
