@@ -17,7 +17,7 @@ PUBLIC = {
     # configuration
     "Timeouts", "RetryPolicy",
     # providers
-    "Provider", "Gemini",
+    "Provider", "Gemini", "GigaChat",
     # errors
     "TrioLLMError", "ConfigurationError", "MissingAuthError", "InvalidRequestError", "BadRequestError",
     "APIStatusError", "AuthenticationError", "PermissionDeniedError", "NotFoundError", "ModelNotFoundError",
@@ -66,7 +66,7 @@ def test_error_tree_matches_the_contract() -> None:
 
 def test_subpackages_export_what_they_document() -> None:
     assert set(trio_llm.testing.__all__) == {"Emulator", "Fault", "RecordedRequest"}
-    assert set(trio_llm.providers.__all__) == {"Gemini", "Provider"}
+    assert set(trio_llm.providers.__all__) == {"Gemini", "GigaChat", "Provider"}
 
 
 def test_class_level_flags_and_model_list() -> None:

@@ -48,6 +48,7 @@ from ._messages import user as user
 from ._stream import EventStream as EventStream
 from ._version import __version__ as __version__
 from .providers import Gemini as Gemini
+from .providers import GigaChat as GigaChat
 from .providers import Provider as Provider
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "FinishReason",
     "FirstEventTimeout",
     "Gemini",
+    "GigaChat",
     "IdleTimeout",
     "Image",
     "ImageOutput",

@@ -2,5 +2,6 @@
 
 from .._provider import Provider as Provider
 from ._gemini import Gemini as Gemini
+from ._gigachat import GigaChat as GigaChat
 
-__all__ = ["Gemini", "Provider"]
+__all__ = ["Gemini", "GigaChat", "Provider"]
