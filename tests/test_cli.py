@@ -66,11 +66,15 @@ def test_python_dash_m_and_emulate_print_the_urls() -> None:
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
         try:
             assert process.stdout is not None
-            lines = [process.stdout.readline() for _ in range(3)]
+            lines = [process.stdout.readline()]
+            while not lines[-1].lstrip().startswith("credentials") and lines[-1]:
+                lines.append(process.stdout.readline())
         finally:
             process.terminate()
             process.wait(timeout=10)
     assert lines[0].startswith("trio-llm emulator running")
-    assert lines[1].split()[0] == "gemini"
-    assert lines[1].split()[1].startswith("http://127.0.0.1:")
-    assert lines[2].split()[:2] == ["api", "key"]
+    urls = {line.split()[0]: line.split()[1] for line in lines[1:-2]}
+    assert urls["gemini"].startswith("http://127.0.0.1:")
+    assert urls["gigachat"].startswith("https://127.0.0.1:") and urls["gigachat-auth"].endswith("/api/v2/oauth")
+    assert lines[-2].split()[:2] == ["api", "key"]
+    assert lines[-1].split()[0] == "credentials"

@@ -137,9 +137,11 @@ def test_googles_own_sdk_works_against_the_emulator() -> None:
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
         try:
             assert process.stdout is not None
-            lines = [process.stdout.readline() for _ in range(3)]
-            url = lines[1].split()[1]
-            key = lines[2].split()[2]
+            printed: dict[str, str] = {}  # first word of each line -> last word
+            while "api" not in printed and (line := process.stdout.readline()):
+                printed[line.split()[0]] = line.split()[-1]
+            url = printed["gemini"]
+            key = printed["api"]
             options = types.HttpOptions(base_url=url.removesuffix("/v1beta"), api_version="v1beta")
             client = genai.Client(api_key=key, http_options=options)
             reply = client.models.generate_content(model="gemini-2.5-flash", contents="Hello")

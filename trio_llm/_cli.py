@@ -1,6 +1,6 @@
 """The ``trio-llm`` command (also ``python -m trio_llm``).
 
-Keys come from the environment (``GEMINI_API_KEY``, ...). ``--emulator`` runs any command
+Keys come from the environment (``GEMINI_API_KEY``, ``GIGACHAT_CREDENTIALS``, ...). ``--emulator`` runs any command
 against an in-process emulator instead of the real service. Errors print one line and exit
 non-zero; no traceback reaches the user.
 """
@@ -21,12 +21,12 @@ from ._events import Finish, ImageOutput, ReasoningDelta, TextDelta, ToolCall, U
 from ._media import MediaItem
 from ._messages import Message, system, user
 from ._provider import Provider
-from .providers import Gemini
+from .providers import Gemini, GigaChat
 
 __all__ = ["main"]
 
 #: The providers the command line knows, by ``-p`` name.
-PROVIDERS: dict[str, Callable[[], Provider]] = {"gemini": Gemini}
+PROVIDERS: dict[str, Callable[[], Provider]] = {"gemini": Gemini, "gigachat": GigaChat}
 
 DEMO_PROMPT = "Tell me a short story about a lantern on a river."
 
@@ -144,6 +144,7 @@ async def _emulate(args: argparse.Namespace) -> None:
         for name, url in sorted(emu.urls().items()):
             print(f"  {name:14} {url}")
         print(f"  {'api key':14} {emu.api_key}")
+        print(f"  {'credentials':14} {emu.credentials}")
         sys.stdout.flush()
         await trio.sleep_forever()
 
