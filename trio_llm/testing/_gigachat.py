@@ -155,6 +155,7 @@ class GigaChatRoutes:
         if deadline is None or trio.current_time() >= deadline:
             await send_json(writer, 401, api_error(401, "Token has expired"), fault=fault)
             return False
+        await trio.lowlevel.checkpoint()
         return True
 
     # -- models --------------------------------------------------------------------------------
@@ -236,6 +237,7 @@ def _without_uncalled_functions(body: dict[str, Any]) -> dict[str, Any]:
 async def _fault_status(writer: ResponseWriter, fault: Fault, error_body: dict[str, Any]) -> bool:
     """Answer with the fault's status (and Sber's body shape, or the fault's own body)."""
     if fault.status is None:
+        await trio.lowlevel.checkpoint()
         return False
     if fault.body is not None:
         await send_raw_fault_body(writer, fault.status, fault)
