@@ -52,6 +52,7 @@ nitpick_ignore_regex = [
     # nothing to link them to.
     (r"py:.*", r"httpx\..+"),
     (r"py:.*", r"ssl\..+"),
+    (r"py:.*", r"os\.PathLike"),
     (r"py:.*", r"random\.Random"),
     (r"py:.*", r"collections\.(abc\.)?.+"),
     (r"py:.*", r"contextlib\..+"),

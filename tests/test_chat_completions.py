@@ -123,6 +123,12 @@ def test_error_object_inside_the_stream_is_typed() -> None:
         decode(sse({"error": {"message": "slow down", "type": "rate_limit", "code": 429}}))
 
 
+def test_gigachat_status_object_inside_the_stream_is_typed() -> None:
+    # GigaChat's errors are {"status", "message"}, also when they come as an event of a 200 stream.
+    with pytest.raises(trio_llm.ServerError, match="503 overloaded"):
+        decode(sse(delta("a"), {"status": 503, "message": "overloaded"}), finish_reasons=GIGACHAT_REASONS)
+
+
 @pytest.mark.parametrize(
     "bad",
     [

@@ -60,17 +60,19 @@ def test_python_dash_m_and_emulate_print_the_urls() -> None:
         try:
             assert process.stdout is not None
             lines = [process.stdout.readline()]
-            while lines[-1] and not lines[-1].startswith("  api key"):
+            while not lines[-1].lstrip().startswith("credentials") and lines[-1]:
                 lines.append(process.stdout.readline())
         finally:
             process.terminate()
             process.wait(timeout=10)
     assert lines[0].startswith("trio-llm emulator running")
-    urls = dict(line.split() for line in lines[1:-1])
-    assert {"amigochat", "dynaspark", "gemini", "openai"} <= set(urls)
+    urls = dict(line.split() for line in lines[1:-2])
+    assert {"amigochat", "dynaspark", "gemini", "gigachat", "gigachat-auth", "openai"} <= set(urls)
     assert list(urls) == sorted(urls)
-    assert all(url.startswith("http://127.0.0.1:") for url in urls.values())
-    assert lines[-1].split()[:2] == ["api", "key"]
+    assert urls["gemini"].startswith("http://127.0.0.1:")
+    assert urls["gigachat"].startswith("https://127.0.0.1:") and urls["gigachat-auth"].endswith("/api/v2/oauth")
+    assert lines[-2].split()[:2] == ["api", "key"]
+    assert lines[-1].split()[0] == "credentials"
 
 
 @pytest.mark.parametrize("provider", ["dynaspark", "amigochat", "openai"])

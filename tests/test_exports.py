@@ -19,7 +19,7 @@ PUBLIC = {
     # fan-out
     "race", "gather", "fallback", "hedge", "race_stream", "merge", "Outcome", "Sourced", "AllFailedError",
     # providers
-    "Provider", "Gemini", "Dynaspark", "AmigoChat", "OpenAICompatible",
+    "Provider", "Gemini", "GigaChat", "Dynaspark", "AmigoChat", "OpenAICompatible",
     # errors
     "TrioLLMError", "ConfigurationError", "MissingAuthError", "InvalidRequestError", "BadRequestError",
     "APIStatusError", "AuthenticationError", "PermissionDeniedError", "NotFoundError", "ModelNotFoundError",
@@ -68,7 +68,9 @@ def test_error_tree_matches_the_contract() -> None:
 
 def test_subpackages_export_what_they_document() -> None:
     assert set(trio_llm.testing.__all__) == {"Emulator", "Fault", "FormField", "RecordedRequest"}
-    assert set(trio_llm.providers.__all__) == {"AmigoChat", "Dynaspark", "Gemini", "OpenAICompatible", "Provider"}
+    assert set(trio_llm.providers.__all__) == {
+        "AmigoChat", "Dynaspark", "Gemini", "GigaChat", "OpenAICompatible", "Provider",
+    }  # fmt: skip
 
 
 def test_class_level_flags_and_model_list() -> None:

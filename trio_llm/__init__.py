@@ -59,6 +59,7 @@ from ._version import __version__ as __version__
 from .providers import AmigoChat as AmigoChat
 from .providers import Dynaspark as Dynaspark
 from .providers import Gemini as Gemini
+from .providers import GigaChat as GigaChat
 from .providers import OpenAICompatible as OpenAICompatible
 from .providers import Provider as Provider
 
@@ -79,6 +80,7 @@ __all__ = [
     "FinishReason",
     "FirstEventTimeout",
     "Gemini",
+    "GigaChat",
     "IdleTimeout",
     "Image",
     "ImageOutput",

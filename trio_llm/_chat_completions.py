@@ -231,7 +231,9 @@ class ChatCompletionsInterpreter:
             self._done = True
             return self._final()
         obj = json_object(data, self._provider)
-        if "error" in obj or (not self._streaming and "choices" not in obj and "message" in obj):
+        if "error" in obj or ("choices" not in obj and "message" in obj and (not self._streaming or "status" in obj)):
+            # OpenAI's {"error": {...}}, or GigaChat's {"status": ..., "message": ...} (as a body,
+            # or as an event inside a 200 stream).
             raise error_from_payload(obj, status=None, provider=self._provider)
         texts = None if not self._streaming else _plain_delta(obj)
         if texts is not None:

@@ -1,10 +1,10 @@
 """The ``trio-llm`` command (also ``python -m trio_llm``).
 
-Keys come from the environment (``GEMINI_API_KEY``, ...). ``-p openai`` talks to
-``OPENAI_BASE_URL`` (OpenAI's API when unset) with the key in ``OPENAI_API_KEY``, if any, as
-OpenAI's own SDK reads them. ``--emulator`` runs any command against an in-process emulator
-instead of the real service. Errors print one line and exit non-zero; no traceback reaches
-the user.
+Keys come from the environment (``GEMINI_API_KEY``, ``GIGACHAT_CREDENTIALS``, ...). ``-p openai``
+talks to ``OPENAI_BASE_URL`` (OpenAI's API when unset) with the key in ``OPENAI_API_KEY``, if
+any, as OpenAI's own SDK reads them. ``--emulator`` runs any command against an in-process
+emulator instead of the real service. Errors print one line and exit non-zero; no traceback
+reaches the user.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ._events import Finish, ImageOutput, ReasoningDelta, TextDelta, ToolCall, U
 from ._media import MediaItem
 from ._messages import Message, system, user
 from ._provider import Provider
-from .providers import AmigoChat, Dynaspark, Gemini, OpenAICompatible
+from .providers import AmigoChat, Dynaspark, Gemini, GigaChat, OpenAICompatible
 
 __all__ = ["main"]
 
@@ -44,6 +44,7 @@ def _openai_from_environment() -> Provider:
 #: The providers the command line knows, by ``-p`` name.
 PROVIDERS: dict[str, Callable[[], Provider]] = {
     "gemini": Gemini,
+    "gigachat": GigaChat,
     "dynaspark": Dynaspark,
     "amigochat": AmigoChat,
     "openai": _openai_from_environment,
@@ -198,6 +199,7 @@ async def _emulate(args: argparse.Namespace) -> None:
         for name, url in sorted(emu.urls().items()):
             print(f"  {name:14} {url}")
         print(f"  {'api key':14} {emu.api_key}")
+        print(f"  {'credentials':14} {emu.credentials}")
         sys.stdout.flush()
         await trio.sleep_forever()
 

@@ -425,22 +425,32 @@ class Provider:
         return list(self.known_models)
 
     async def _get_json(self, url: str, params: Mapping[str, str] | None = None) -> Any:
-        """A GET whose JSON reply is returned, with the provider's error mapping; no retries."""
-        async with self._client_for_call() as client:
-            headers = await self._auth_headers(client)
-            timeout = self.timeouts.first_event
-            with trio.move_on_after(math.inf if timeout is None else timeout) as scope:
-                try:
-                    response = await client.get(url, params=params, headers=headers)
-                except (httpx.HTTPError, OSError) as exc:
-                    raise translate_httpx_error(
-                        exc, provider=self.name, connect_timeout=self.timeouts.connect, trust_hint=self._trust_hint()
-                    ) from exc
-        if scope.cancelled_caught:
-            raise FirstEventTimeout(f"no reply within {timeout} s", provider=self.name, timeout=timeout or 0.0)
-        if response.status_code >= 300:
-            raise self._status_error(response.status_code, response.headers, response.content)
-        return loads(response.content, self.name)
+        """A GET whose JSON reply is returned, with the provider's error mapping; no retries
+        (except one at once with fresh credentials, when :meth:`_should_refresh_auth` says so)."""
+        refreshed = False
+        while True:
+            async with self._client_for_call() as client:
+                headers = await self._auth_headers(client)
+                timeout = self.timeouts.first_event
+                with trio.move_on_after(math.inf if timeout is None else timeout) as scope:
+                    try:
+                        response = await client.get(url, params=params, headers=headers)
+                    except (httpx.HTTPError, OSError) as exc:
+                        raise translate_httpx_error(
+                            exc,
+                            provider=self.name,
+                            connect_timeout=self.timeouts.connect,
+                            trust_hint=self._trust_hint(),
+                        ) from exc
+            if scope.cancelled_caught:
+                raise FirstEventTimeout(f"no reply within {timeout} s", provider=self.name, timeout=timeout or 0.0)
+            if response.status_code < 300:
+                return loads(response.content, self.name)
+            error = self._status_error(response.status_code, response.headers, response.content)
+            if refreshed or not self._should_refresh_auth(error):
+                raise error
+            refreshed = True
+            self._auth_rejected(headers)
 
     # -- what a provider module provides -------------------------------------------------------
 
@@ -458,6 +468,12 @@ class Provider:
     def _should_refresh_auth(self, error: TrioLLMError) -> bool:
         """Whether ``error`` means "get new credentials and try once more"."""
         return False
+
+    def _auth_rejected(self, auth: Mapping[str, str]) -> None:
+        """The server refused the attempt that carried the headers ``auth`` (and
+        :meth:`_should_refresh_auth` said to retry): forget those credentials if they are still
+        the cached ones, so that the retry's :meth:`_auth_headers` gets new ones. A credential
+        refreshed meanwhile by another call is kept."""
 
     def _status_error(self, status: int, headers: Mapping[str, str], body: bytes) -> APIStatusError:
         return status_error(status, headers, body, provider=self.name)

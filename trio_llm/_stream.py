@@ -89,6 +89,7 @@ class EventStream:
         self._closed = False
         self._busy = False
         self._auth_refreshed = False
+        self._sent_auth: Mapping[str, str] | None = None  # what the current attempt sent
         self._rng = random.Random()
         self._unscheduled = 0
 
@@ -308,7 +309,9 @@ class EventStream:
             self._call = provider._http_call(self._request, streaming=self._streaming)
         deadline, expired = self._read_deadline(self._attempt_started)
         with trio.CancelScope(deadline=deadline) as scope:
+            self._sent_auth = None
             auth = await provider._auth_headers(client)
+            self._sent_auth = auth
             request = self._call.build(client, auth)
             try:
                 response = await client.send(request, stream=True)
@@ -351,9 +354,12 @@ class EventStream:
     async def _retry_or_raise(self, error: TrioLLMError) -> None:
         """Sleep before the next attempt, or raise ``error`` if there will be none."""
         provider = self._provider
-        if not self._auth_refreshed and provider._should_refresh_auth(error):
-            # A rejected token: get a fresh one once and try again at once.
+        sent = self._sent_auth
+        if not self._auth_refreshed and sent is not None and provider._should_refresh_auth(error):
+            # A rejected token: get a fresh one once and try again at once. (Only when the
+            # server refused what was sent: failing to get credentials is not retried here.)
             self._auth_refreshed = True
+            provider._auth_rejected(sent)
             return
         delay = provider.retry.backoff(self.attempts, error, self._rng)
         if delay is None:

@@ -4,6 +4,7 @@ from .._provider import Provider as Provider
 from ._amigochat import AmigoChat as AmigoChat
 from ._dynaspark import Dynaspark as Dynaspark
 from ._gemini import Gemini as Gemini
+from ._gigachat import GigaChat as GigaChat
 from ._openai import OpenAICompatible as OpenAICompatible
 
-__all__ = ["AmigoChat", "Dynaspark", "Gemini", "OpenAICompatible", "Provider"]
+__all__ = ["AmigoChat", "Dynaspark", "Gemini", "GigaChat", "OpenAICompatible", "Provider"]

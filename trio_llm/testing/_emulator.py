@@ -7,11 +7,13 @@ Counters (requests, open connections, OAuth calls) let tests check what went ove
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import json
 import secrets
 import ssl
+import uuid
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -25,7 +27,7 @@ from ._server import RecordedRequest, ResponseWriter, serve_connection
 if TYPE_CHECKING:
     import trustme
 
-    from ..providers import AmigoChat, Dynaspark, Gemini, OpenAICompatible, Provider
+    from ..providers import AmigoChat, Dynaspark, Gemini, GigaChat, OpenAICompatible, Provider
 
 __all__ = ["Emulator", "Fault", "RouteSet", "generation_delay", "send_event_stream"]
 
@@ -106,9 +108,15 @@ def _default_routes() -> list[RouteSet]:
     from ._amigochat import AmigoChatRoutes
     from ._dynaspark import DynasparkRoutes
     from ._gemini import GeminiRoutes
+    from ._gigachat import GigaChatRoutes
     from ._openai import OpenAIRoutes
 
-    return [GeminiRoutes(), DynasparkRoutes(), AmigoChatRoutes(), OpenAIRoutes()]
+    return [GeminiRoutes(), GigaChatRoutes(), DynasparkRoutes(), AmigoChatRoutes(), OpenAIRoutes()]
+
+
+def _random_credentials() -> str:
+    """A GigaChat authorization key: base64 of ``client_id:client_secret``."""
+    return base64.b64encode(f"{uuid.uuid4()}:{uuid.uuid4()}".encode()).decode("ascii")
 
 
 @attrs.define(kw_only=True)
@@ -131,6 +139,7 @@ class Emulator:
         first_chunk_delay: Seconds before the first streamed event.
         models_page_size: The most models per page of a model list (small, so that clients'
             pagination is exercised).
+        token_lifetime: Seconds (of trio's clock) an OAuth access token is accepted for.
     """
 
     host: str = "127.0.0.1"
@@ -141,8 +150,11 @@ class Emulator:
     chunk_delay: float = 0.0
     first_chunk_delay: float = 0.0
     models_page_size: int = 4
+    token_lifetime: float = 1800.0
     #: The API key the emulator accepts; a wrong one gets the provider's real error body.
     api_key: str = attrs.field(factory=lambda: "emu-" + secrets.token_urlsafe(18), repr=False)
+    #: The GigaChat authorization key (base64 of ``client_id:client_secret``) it accepts.
+    credentials: str = attrs.field(factory=_random_credentials, repr=False)
 
     requests: int = attrs.field(default=0, init=False)
     request_counts: Counter[str] = attrs.field(factory=Counter, init=False)
@@ -264,6 +276,18 @@ class Emulator:
         kwargs.setdefault("api_key", self.api_key)
         return Gemini(**kwargs)
 
+    def gigachat(self, **kwargs: Any) -> GigaChat:
+        """A :class:`~trio_llm.GigaChat` pointed at this emulator, with its credentials, trusting
+        its CA (``ssl_context=``, unless you pass ``ca_file=`` or ``http_client=``)."""
+        from ..providers import GigaChat
+
+        kwargs.setdefault("base_url", self.url_for("gigachat"))
+        kwargs.setdefault("auth_url", self.url_for("gigachat-auth"))
+        kwargs.setdefault("credentials", self.credentials)
+        if not {"ca_file", "http_client", "ssl_context"} & kwargs.keys():
+            kwargs["ssl_context"] = self.client_ssl_context()
+        return GigaChat(**kwargs)
+
     def dynaspark(self, **kwargs: Any) -> Dynaspark:
         """A :class:`~trio_llm.Dynaspark` pointed at this emulator."""
         from ..providers import Dynaspark
@@ -312,6 +336,18 @@ class Emulator:
     def count(self, provider: str, route: str) -> int:
         """How many requests ``provider``'s ``route`` has received."""
         return self.request_counts[f"{provider}.{route}"]
+
+    @property
+    def oauth_requests(self) -> int:
+        """How many token requests (``"oauth"`` routes) the emulator has received."""
+        return sum(n for key, n in self.request_counts.items() if key.endswith(".oauth"))
+
+    def revoke_tokens(self) -> None:
+        """Invalidate every access token issued so far: the next request with one gets a 401."""
+        for route in self._routes:
+            revoke = getattr(route, "revoke_tokens", None)
+            if revoke is not None:
+                revoke()
 
     def requests_for(self, provider: str, route: str | None = None) -> list[RecordedRequest]:
         """The recorded requests to ``provider`` (optionally one route), oldest first."""
