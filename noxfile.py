@@ -29,7 +29,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    session.install("-e", ".[tests]", "mypy>=1.13")
+    session.install("-e", ".[tests,demo]", "mypy>=1.13")  # rich: imported lazily, typed all the same
     session.run("mypy", "--strict", "trio_llm")
 
 
