@@ -32,7 +32,7 @@ from ._errors import (
     TrioLLMError,
 )
 from ._events import Event, Reply, ReplyBuilder, Usage
-from ._http import MAX_ERROR_BODY, HTTPCall, translate_httpx_error
+from ._http import MAX_ERROR_BODY, HTTPCall, find_request_id, translate_httpx_error
 
 if TYPE_CHECKING:
     from ._provider import ChatRequest, ClientLease, Provider
@@ -202,13 +202,23 @@ class EventStream:
                 await self._read_until_event()
                 return
             except TrioLLMError as error:
-                if isinstance(error, StreamTruncatedError):
-                    error.events_delivered = self.events_delivered
+                self._attribute(error)
                 if self.events_delivered or self._pending:
                     raise
                 await self._close_response()
                 await self._retry_or_raise(error)
                 await self._open(first_attempt=False)
+
+    def _attribute(self, error: TrioLLMError) -> None:
+        """Complete what a decoder could not know about an error found in a response body: the
+        provider (framing errors come from shared code) and the response's request id (for an
+        error object inside a 200 reply)."""
+        if error.provider is None:
+            error.provider = self.provider
+        if isinstance(error, StreamTruncatedError):
+            error.events_delivered = self.events_delivered
+        elif isinstance(error, APIStatusError) and error.request_id is None:
+            error.request_id = find_request_id(self.headers)
 
     async def _read_until_event(self) -> None:
         decoder = self._decoder
