@@ -32,7 +32,7 @@ from ._errors import (
     TrioLLMError,
 )
 from ._events import Event, Reply, ReplyBuilder, Usage
-from ._http import MAX_ERROR_BODY, HTTPCall, find_request_id, translate_httpx_error
+from ._http import MAX_ERROR_BODY, HTTPCall, find_request_id, html_reply_error, translate_httpx_error
 
 if TYPE_CHECKING:
     from ._provider import ChatRequest, ClientLease, Provider
@@ -342,6 +342,12 @@ class EventStream:
                 body = await self._read_error_body(response)
                 await self._close_response()
                 raise provider._status_error(response.status_code, response.headers, body)
+            if "html" in response.headers.get("content-type", "").lower():
+                # No provider answers with HTML: a captive portal, a proxy's page or a wrong
+                # base_url did. Say so, rather than "malformed JSON" or "stream truncated".
+                body = await self._read_error_body(response)
+                await self._close_response()
+                raise html_reply_error(response.status_code, body, provider=provider.name)
         if scope.cancelled_caught:
             await self._close_response()
             expired()
