@@ -377,13 +377,25 @@ class EventStream:
             self._auth_refreshed = True
             provider._auth_rejected(sent)
             return
-        delay = provider.retry.backoff(self.attempts, error, self._rng)
+        policy = provider.retry
+        delay = policy.backoff(self.attempts, error, self._rng)
         if delay is None:
+            retry_after = error.retry_after if isinstance(error, APIStatusError) else None
+            retryable = policy.is_retryable(error)
+            if retryable and retry_after is not None and self.attempts < policy.max_attempts:
+                _explain(
+                    error,
+                    f"not retried: the provider asked to wait {retry_after:g} s, longer than"
+                    f" RetryPolicy.retry_after_cap ({policy.retry_after_cap:g} s)",
+                )
+            elif retryable and self.attempts > 1:
+                _explain(error, f"after {self.attempts} attempts")
             raise error
         now = trio.current_time()
         deadline = min(self._total_deadline, trio.current_effective_deadline())
         if now + delay >= deadline:
             # Waiting would outlive the caller's deadline: the real error is more useful.
+            _explain(error, f"not retried: waiting {delay:.3g} s would pass the deadline")
             raise error
         logger.debug(
             "%s: retrying after %s in %.2f s (attempt %d of %d)",
@@ -414,6 +426,11 @@ class EventStream:
                     await response.aclose()
                 except _HTTPX_ERRORS:
                     pass
+
+
+def _explain(error: TrioLLMError, why: str) -> None:
+    """Say in ``error``'s message why the call gave up (so that the user knows what to change)."""
+    error.message = f"{error.message} ({why})"
 
 
 def _describe(error: TrioLLMError) -> str:
