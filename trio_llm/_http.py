@@ -222,7 +222,7 @@ def error_class_for_status(status: int) -> type[APIStatusError]:
         return PermissionDeniedError
     if status == 404:
         return NotFoundError
-    if status == 429:
+    if status in (402, 429):  # 402 Payment Required: the account's quota or credit is used up
         return RateLimitError
     if status >= 500:
         return ServerError
