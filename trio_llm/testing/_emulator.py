@@ -39,7 +39,7 @@ class Fault:
 
     Stream faults count *events* (SSE frames, JSON-array elements): ``truncate_after=2`` sends
     two events and then closes the connection before the provider's end marker. A reply that is
-    not streamed is one event: any ``*_after`` value applies to its body (see :func:`send_json`).
+    not streamed is one event: any ``*_after`` value applies to its body as a whole.
 
     Attributes:
         status: Answer with this HTTP status and the provider's own error body shape.
@@ -497,7 +497,8 @@ def _huge_size(data: bytes, fault: Fault) -> int | None:
 
 
 async def _write_huge(write: Any, data: bytes, size: int) -> None:
-    """Write ``data`` with the marker replaced by ``size`` bytes of ``x``, in 64 KiB pieces."""
+    """Write ``data`` with the (first) marker replaced by ``size`` bytes of ``x``, in 64 KiB
+    pieces."""
     prefix, _, suffix = data.partition(HUGE_MARKER.encode())
     await write(prefix)
     piece = b"x" * _HUGE_PIECE
@@ -549,7 +550,7 @@ async def send_json(
     huge = _huge_size(body, fault)
     if huge is not None:
         await writer.start(status, merged, content_length=huge)
-        await _write_huge(writer.write, body, huge)
+        await _write_huge(writer.write, body, fault.huge_event or 0)
         await writer.end()
         return
     cut = fault.truncate_after is not None or fault.reset_after is not None
@@ -626,9 +627,8 @@ async def send_event_stream(
     gap = emu.chunk_delay if fault.chunk_delay is None else fault.chunk_delay
 
     async def send(data: bytes) -> None:
-        huge = _huge_size(data, fault)
-        if huge is not None:
-            await _write_huge(writer.write, data, huge)
+        if fault.huge_event is not None and HUGE_MARKER.encode() in data:
+            await _write_huge(writer.write, data, fault.huge_event)
         elif fault.drip is not None:
             await writer.drip(data, fault.drip)
         else:
