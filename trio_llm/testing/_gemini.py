@@ -178,8 +178,8 @@ def error_body(
                 ],
             }
         )
-        if retry_after is not None:
-            details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after}s"})
+    if retry_after is not None:
+        details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after}s"})
     if details:
         error["details"] = details
     return {"error": error}
