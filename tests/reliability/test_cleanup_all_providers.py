@@ -7,6 +7,8 @@ cancellation is in tests/test_stream.py.)
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import trio
 import trio.testing
@@ -54,9 +56,12 @@ async def test_cancelling_a_thousand_calls_across_every_provider_leaves_no_conne
     async with Emulator() as emu:
         targets = [TARGETS[n % len(TARGETS)] for n in range(count)]
         for target in TARGETS:
-            # Streams stop after their first event; whole replies (one event) after their headers.
+            # Streams stop after their first event (the caller holds them open after it); whole
+            # replies (one event) after their headers.
             emu.inject(target.provider, Fault(stall_after=1), times=targets.count(target), route=target.route)
         events_received = 0
+        # Kept alive, so that the garbage collector cannot close what the streams left open.
+        streams: list[trio_llm.EventStream] = []
 
         async def one(provider: trio_llm.Provider, target: Target) -> None:
             nonlocal events_received
@@ -64,26 +69,26 @@ async def test_cancelling_a_thousand_calls_across_every_provider_leaves_no_conne
                 await provider.complete(PROMPT, model=target.model)
                 return
             async with provider.stream(PROMPT, model=target.model) as events:
+                streams.append(events)
                 async for _event in events:
                     events_received += 1
+                    break
+                # Cancelled here, in the caller's code and not in a read of trio_llm or httpx:
+                # only leaving the block can close the response.
+                await trio.sleep_forever()
 
         providers = {target.id: emu.provider(target.provider, timeouts=NO_DEADLINES) for target in TARGETS}
-        async with trio.open_nursery() as nursery:
+        async with contextlib.AsyncExitStack() as stack:
             for provider in providers.values():
-                await nursery.start(_open, provider)
-            for target in targets:
-                nursery.start_soon(one, providers[target.id], target)
-            await trio.sleep(5)
-            assert emu.open_connections == count  # every call in flight, none finished
-            nursery.cancel_scope.cancel()
-        with trio.fail_after(5):
-            await emu.wait_for_connections(0)
+                await stack.enter_async_context(provider)  # pooled, as an application would
+            async with trio.open_nursery() as nursery:
+                for target in targets:
+                    nursery.start_soon(one, providers[target.id], target)
+                await trio.sleep(5)
+                assert emu.open_connections == count  # every call in flight, none finished
+                nursery.cancel_scope.cancel()
+            # The providers and their pools are still open: each call closed its own connection.
+            with trio.fail_after(5):
+                await emu.wait_for_connections(0)
         streamed = sum(1 for target in targets if target.streamed)
         assert events_received == streamed  # each stream had its first event
-
-
-async def _open(provider: trio_llm.Provider, task_status: trio.TaskStatus[None]) -> None:
-    """Keep ``provider`` open (its pools) until cancelled."""
-    async with provider:
-        task_status.started()
-        await trio.sleep_forever()

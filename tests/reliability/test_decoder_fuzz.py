@@ -16,13 +16,15 @@ blocked prompt a ContentBlockedError).
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import json
 import math
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import trio_llm
@@ -120,7 +122,14 @@ def test_arbitrary_json_payloads_raise_nothing_but_trio_llm_errors(
 
 
 @settings(max_examples=300, deadline=None)
-@given(payload=JSON | st.dictionaries(st.sampled_from(["access_token", "expires_at"]), SCALARS))
+@given(
+    payload=JSON
+    | st.fixed_dictionaries(
+        {"access_token": st.text(min_size=1, max_size=8) | SCALARS, "expires_at": st.floats() | st.integers() | SCALARS}
+    )
+)
+@example(payload={"access_token": "t", "expires_at": math.nan})
+@example(payload={"access_token": "t", "expires_at": -math.inf})
 def test_the_gigachat_token_reply_is_a_token_or_a_protocol_error(payload: Any) -> None:
     try:
         token = token_from_reply(payload, now=100.0, wall_now=1_700_000_000.0)
@@ -158,12 +167,18 @@ def test_any_oauth_error_body_maps_to_an_api_status_error(status: int, headers: 
     assert error.status_code == status
 
 
+HTTP_DATES = st.datetimes(
+    min_value=datetime.datetime(1, 1, 2), max_value=datetime.datetime(9999, 12, 30), timezones=st.just(datetime.UTC)
+).map(lambda when: email.utils.format_datetime(when, usegmt=True))
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     headers=st.dictionaries(
         st.sampled_from(["retry-after", "retry-after-ms"]),
         st.text(max_size=40)
-        | st.from_regex(r"[A-Za-z]{3}, \d{1,2} [A-Za-z]{3} \d{1,5} \d\d:\d\d:\d\d [A-Z+\-0-9]{1,5}"),
+        | HTTP_DATES
+        | st.from_regex(r"[A-Za-z]{3}, \d{1,2} [A-Za-z]{3} \d{1,5} \d\d:\d\d:\d\d [A-Z+\-0-9]{1,5}", fullmatch=True),
     )
 )
 def test_retry_after_is_a_non_negative_number_or_nothing(headers: dict[str, str]) -> None:
