@@ -210,7 +210,7 @@ class Row:
     Attributes:
         id: The pytest id.
         title: The row's heading in the docs.
-        fault: Injected into the target's route (``times`` times) before the call.
+        fault: Injected into the target's route (or ``route``, ``times`` times) before the call.
         whole_fault: Used instead of ``fault`` for whole-body targets.
         streamed: The outcome for streamed targets.
         whole: The outcome for whole-body targets.
@@ -227,6 +227,7 @@ class Row:
     fault: Fault | None = None
     whole_fault: Fault | None = None
     times: int = 1
+    route: str | None = None
     targets: Mapping[str, Outcome] = attrs.field(factory=dict)
     setup: str | None = None
     timeouts: trio_llm.Timeouts = TIMEOUTS
@@ -656,6 +657,26 @@ FAULT_ROWS = [
             "gigachat": Raises(trio_llm.AuthenticationError, attempts=0, status=401, match="check the authorization key", oauth=1),
             "gigachat-complete": Raises(trio_llm.AuthenticationError, attempts=0, status=401, match="check the authorization key", oauth=1),
         },
+        group="Credentials",
+    ),
+    Row(
+        "oauth-503",
+        "GigaChat token endpoint answers 503",
+        fault=Fault(status=503, message="the token service is down", headers=WITH_REQUEST_ID),
+        times=3,
+        route="oauth",
+        streamed=GIGACHAT_ONLY,
+        whole=GIGACHAT_ONLY,
+        targets=_only(("gigachat", "gigachat-complete"), Raises(trio_llm.ServerError, attempts=0, elapsed=TWO_RETRIES, status=503, request_id=True, oauth=3, match=("OAuth: the token service is down", "(after 3 attempts)"), note="3 token requests, no chat request"), GIGACHAT_ONLY),
+        group="Credentials",
+    ),
+    Row(
+        "oauth-wrong-scope",
+        "GigaChat credentials without the scope asked for",
+        setup="wrong-scope",
+        streamed=GIGACHAT_ONLY,
+        whole=GIGACHAT_ONLY,
+        targets=_only(("gigachat", "gigachat-complete"), Raises(trio_llm.AuthenticationError, attempts=0, status=400, oauth=1, match="check that your key has scope 'GIGACHAT_API_B2B'"), GIGACHAT_ONLY),
         group="Credentials",
     ),
     Row(

@@ -114,6 +114,11 @@ async def _wrong_key(emu: Emulator, target: Target, kwargs: dict[str, Any]) -> N
     kwargs[name] = value
 
 
+async def _wrong_scope(emu: Emulator, target: Target, kwargs: dict[str, Any]) -> None:
+    await trio.lowlevel.checkpoint()
+    kwargs["scope"] = "GIGACHAT_API_B2B"  # the emulator's key has GIGACHAT_API_PERS only
+
+
 async def _token_revoked(
     emu: Emulator, target: Target, kwargs: dict[str, Any]
 ) -> Callable[[trio_llm.Provider], Awaitable[None]]:
@@ -144,6 +149,7 @@ SETUPS: dict[str, Setup] = {
     "connection-refused": _refused,
     "wrong-ca": _wrong_ca,
     "wrong-key": _wrong_key,
+    "wrong-scope": _wrong_scope,
     "token-revoked": _token_revoked,
     "token-expired": _token_expired,
 }
@@ -173,7 +179,7 @@ async def test_fault(
         warm_up = await SETUPS[row.setup](emu, target, kwargs)
     fault = row.fault_for(target)
     if fault is not None:
-        emu.inject(target.provider, fault, times=row.times, route=target.route)
+        emu.inject(target.provider, fault, times=row.times, route=row.route or target.route)
     provider = make_provider(emu, target, **kwargs)
     if warm_up is not None:
         await warm_up(provider)
