@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import httpx
 import trio
 
-from ._decoding import Decoder
+from ._decoding import Decoder, SniffingDecoder
 from ._errors import (
     APIStatusError,
     FirstEventTimeout,
@@ -351,7 +351,12 @@ class EventStream:
         if scope.cancelled_caught:
             await self._close_response()
             expired()
-        self._decoder = provider._decoder(self._request, streaming=self._streaming)
+        decoder = provider._decoder(self._request, streaming=self._streaming)
+        if self._streaming and "event-stream" not in response.headers.get("content-type", ""):
+            # Not labelled as a stream: it may be one JSON reply (a server that ignores "stream",
+            # a gateway's error object). Its first bytes tell; it is never retried as "cut short".
+            decoder = SniffingDecoder(decoder, provider._decoder(self._request, streaming=False))
+        self._decoder = decoder
         self._chunks = response.aiter_bytes()
 
     async def _read_error_body(self, response: httpx.Response) -> bytes:

@@ -117,6 +117,8 @@ class Recovers:
         finish: The ``Finish`` expected instead of the usual one.
         oauth: GigaChat token requests the call makes (``None``: not checked).
         huge: The one text event has this many bytes (and peak memory stays bounded).
+        whole: The answer came as one whole reply: the same text, usage and finish, in fewer
+            events than the stream.
         note: Said in the docs after the outcome.
     """
 
@@ -125,6 +127,7 @@ class Recovers:
     finish: trio_llm.Finish | None = None
     oauth: int | None = None
     huge: int | None = None
+    whole: bool = False
     note: str = ""
 
     def describe(self) -> str:
@@ -556,6 +559,22 @@ FAULT_ROWS = [
         fault=Fault(content_type="text/plain; charset=utf-8"),
         streamed=Recovers(note="the decoder checks the payload itself"),
         whole=Recovers(note="the decoder checks the payload itself"),
+        group="The payload",
+    ),
+    Row(
+        "whole-reply-to-a-stream",
+        "One whole JSON reply to a streamed request (a server that ignores `stream`)",
+        fault=Fault(whole_reply=True),
+        streamed=Recovers(whole=True, note="read as the whole reply it is"),
+        whole=NotApplicable("already a whole reply"),
+        group="The payload",
+    ),
+    Row(
+        "json-error-instead-of-a-stream",
+        "A JSON error object (503) with status 200 instead of the stream",
+        fault=Fault(whole_reply=True, error_after=0, error_status=503),
+        streamed=_RECOVERS_AFTER_ONE_RETRY,
+        whole=NotApplicable("see error object inside a 200 reply"),
         group="The payload",
     ),
     Row(

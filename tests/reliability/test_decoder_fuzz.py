@@ -1,5 +1,7 @@
 """Hypothesis against the decoders not fuzzed elsewhere: nothing but trio_llm's errors escapes.
 
+Also the decoder a streamed request gets when its answer is not labelled as a stream.
+
 Fuzzed elsewhere already: SSE framing (test_sse.py), Gemini's SSE stream (test_gemini_wire.py),
 the OpenAI dialect of chat completions streamed (test_chat_completions.py), Dynaspark
 (test_dynaspark.py) and AmigoChat's images (test_amigochat.py). Here: each provider's decoder
@@ -29,7 +31,7 @@ from hypothesis import strategies as st
 
 import trio_llm
 from trio_llm._config import parse_retry_after
-from trio_llm._decoding import Decoder
+from trio_llm._decoding import Decoder, SniffingDecoder
 from trio_llm._http import html_reply_error
 from trio_llm._provider import ChatRequest
 from trio_llm.providers._gigachat import oauth_error, token_from_reply
@@ -121,6 +123,23 @@ def test_arbitrary_json_payloads_raise_nothing_but_trio_llm_errors(
     assert isinstance(events[-1], trio_llm.Finish)  # a reply that did not fail is a whole reply
 
 
+@pytest.mark.parametrize("name", ["gemini", "gigachat", "openai", "amigochat"])
+@settings(max_examples=100, deadline=None)
+@given(
+    raw=st.binary(max_size=200) | JSON.map(lambda obj: json.dumps(obj).encode()),
+    cuts=st.lists(st.integers(0, 200), max_size=3),
+)
+def test_a_stream_without_its_label_raises_nothing_but_trio_llm_errors(name: str, raw: bytes, cuts: list[int]) -> None:
+    # What a streamed request gets when the answer is not labelled text/event-stream.
+    decoder = SniffingDecoder(decoder_for(name, streamed=True), decoder_for(name, streamed=False))
+    try:
+        feed_all(decoder, raw, cuts)
+    except trio_llm.ProtocolError:
+        pass
+    except trio_llm.TrioLLMError:
+        assert raw.lstrip()[:1] in (b"{", b"["), "only a JSON reply can be an error object"
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     payload=JSON
@@ -209,7 +228,7 @@ def test_the_emulators_unknown_fields_keep_the_json_valid_and_its_values_unchang
 ) -> None:
     data = json.dumps(obj, indent=indent).encode()
     rewritten = json.loads(with_unknown_fields(data))
-    assert _without_unknown(rewritten) == json.loads(data)
+    assert json.dumps(_without_unknown(rewritten)) == json.dumps(json.loads(data))  # (NaN != NaN)
     assert _has_object(rewritten) == ("x_trio_llm_unknown" in json.dumps(rewritten))
 
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..providers._amigochat import CHAT_PERSONAS, IMAGE_PERSONAS
-from ._chat import BadChatRequest, chunk_frames, plan_chat, sse_frame
+from ._chat import BadChatRequest, chunk_frames, completion_body, plan_chat, sse_frame
 from ._emulator import send_event_stream, send_json, send_raw_fault_body
 from ._gemini import PIXEL_PNG
 
@@ -138,6 +138,12 @@ class AmigoChatRoutes:
             plan = plan_chat(emu, body, fault)
         except BadChatRequest as exc:
             await send_json(writer, 400, error_body(400, str(exc)), fault=fault)
+            return
+        if fault.whole_reply:
+            error = {"error": {"message": fault.message or "Error", "code": fault.error_status}}
+            whole = completion_body(plan, model=model)
+            del whole["usage"]  # the service sends no usage
+            await send_json(writer, 200, whole, fault=fault, error=error)
             return
         await send_event_stream(
             emu,

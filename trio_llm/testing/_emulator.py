@@ -70,6 +70,8 @@ class Fault:
             Meant for text replies: tool-call arguments that are JSON objects would get it too.
         huge_event: Reply with one text of this many bytes (``"x"`` repeated), in one event. The
             emulator writes it in 64 KiB pieces, so it holds little of it in memory itself.
+        whole_reply: Answer a streamed request with the whole (non-streamed) JSON reply, as a
+            server that ignores the request to stream does.
         text: Reply with exactly this text.
         finish_reason: The provider's raw finish reason to report instead of the normal one.
         block_reason: Gemini: block the prompt (``promptFeedback.blockReason``, no candidates).
@@ -97,6 +99,7 @@ class Fault:
     gzip: bool = False
     unknown_fields: bool = False
     huge_event: int | None = None
+    whole_reply: bool = False
     text: str | None = None
     finish_reason: str | None = None
     block_reason: str | None = None

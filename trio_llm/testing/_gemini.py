@@ -302,7 +302,7 @@ class GeminiRoutes:
             await send_json(writer, 400, error_body(400, str(exc) or "Invalid JSON payload received."), fault=fault)
             return
         error_frame = error_body(fault.error_status, fault.message, canonical=fault.error_code)
-        if method == "generateContent":
+        if method == "generateContent" or fault.whole_reply:
             await generation_delay(emu, len(chunks), fault)
             await send_json(writer, 200, merge_chunks(chunks), fault=fault, error=error_frame)
             return

@@ -196,7 +196,7 @@ class OpenAIRoutes:
             return
         error = error_body(fault.error_status, fault.message)
         error["error"]["code"] = fault.error_status
-        if not streaming:
+        if not streaming or fault.whole_reply:
             await send_json(writer, 200, completion_body(plan, model=model), headers=headers, fault=fault, error=error)
             return
         include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
