@@ -274,7 +274,9 @@ class Emulator:
 
     def client_ssl_context(self) -> ssl.SSLContext:
         """A client context that trusts the emulator's CA (and nothing else)."""
-        context = ssl.create_default_context()
+        # Not create_default_context(): that also loads the system's CAs (~20 ms a context).
+        # PROTOCOL_TLS_CLIENT verifies certificates and host names all the same.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         self._certificate_authority().configure_trust(context)
         return context
 
