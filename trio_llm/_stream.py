@@ -354,7 +354,8 @@ class EventStream:
         decoder = provider._decoder(self._request, streaming=self._streaming)
         if self._streaming and "event-stream" not in response.headers.get("content-type", ""):
             # Not labelled as a stream: it may be one JSON reply (a server that ignores "stream",
-            # a gateway's error object). Its first bytes tell; it is never retried as "cut short".
+            # a gateway's error object). Its first bytes tell, so that such a reply is read as
+            # what it is, not taken for a stream cut short (and retried).
             decoder = SniffingDecoder(decoder, provider._decoder(self._request, streaming=False))
         self._decoder = decoder
         self._chunks = response.aiter_bytes()
