@@ -118,8 +118,10 @@ def test_non_retryable_statuses_get_none(code: int) -> None:
     [
         trio_llm.TransportError("connection reset"),
         trio_llm.ConnectTimeout("no connection", timeout=10.0),
+        # A reply cut short (the stream retries it only while nothing reached the caller).
+        trio_llm.StreamTruncatedError("cut short"),
     ],
-    ids=["transport", "connect-timeout"],
+    ids=["transport", "connect-timeout", "truncated"],
 )
 def test_connection_failures_are_retried(error: trio_llm.TrioLLMError) -> None:
     policy = RetryPolicy()
@@ -135,7 +137,6 @@ def test_connection_failures_are_retried(error: trio_llm.TrioLLMError) -> None:
         trio_llm.CertificateError("bad certificate"),
         trio_llm.InvalidRequestError("bad messages"),
         trio_llm.ProtocolError("bad JSON"),
-        trio_llm.StreamTruncatedError("cut short"),
         trio_llm.IdleTimeout("idle", timeout=30.0),
         trio_llm.ConfigurationError("bad settings"),
         ValueError("not ours"),

@@ -200,9 +200,16 @@ async def test_an_empty_response_is_just_the_finish(emu: Emulator) -> None:
 
 
 async def test_a_reply_without_response_quotes_the_keys_it_had(emu: Emulator) -> None:
-    emu.inject("dynaspark", Fault(status=200, body={"error": "quota exceeded", "status": "failed"}))
-    with pytest.raises(trio_llm.ProtocolError, match=r"no 'response'.*'error', 'status'.*quota exceeded"):
+    emu.inject("dynaspark", Fault(status=200, body={"answer": "?", "status": "failed"}))
+    with pytest.raises(trio_llm.ProtocolError, match=r"no 'response'.*'answer', 'status'"):
         await emu.dynaspark().complete("Hi")
+
+
+async def test_an_error_object_in_a_200_reply_is_a_server_error(emu: Emulator) -> None:
+    emu.inject("dynaspark", Fault(status=200, body={"error": "quota exceeded", "status": "failed"}))
+    with pytest.raises(trio_llm.ServerError, match=r"quota exceeded \(an error in a 200 reply\)") as caught:
+        await emu.dynaspark(retry=NO_RETRY).complete("Hi")
+    assert caught.value.body == {"error": "quota exceeded", "status": "failed"}
 
 
 @pytest.mark.parametrize(
@@ -342,6 +349,9 @@ def test_fuzzed_bytes_raise_nothing_but_protocol_errors(body: bytes) -> None:
 def test_fuzzed_json_raises_nothing_but_protocol_errors(obj: dict[str, object]) -> None:
     try:
         events = decode(json.dumps(obj).encode())
+    except trio_llm.ServerError:
+        assert "response" not in obj and isinstance(obj.get("error"), str)
+        return
     except trio_llm.ProtocolError:
         assert not isinstance(obj.get("response"), str)
         return

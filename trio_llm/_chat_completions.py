@@ -378,13 +378,17 @@ def error_from_payload(
     payload: Mapping[str, Any], *, status: int | None, provider: str, headers: Mapping[str, str] | None = None
 ) -> APIStatusError:
     """The typed error for an error object: OpenAI's ``{"error": {"message", "type", "code"}}``
-    or the ``{"status", "message"}`` shape GigaChat uses, inside a stream or as a body."""
+    or the ``{"status", "message"}`` shape GigaChat uses (``{"statusCode", "message"}`` for
+    NestJS services), inside a stream or as a body."""
     error = payload.get("error")
     code: Any = None
     if isinstance(error, Mapping):
         code = error.get("code") if isinstance(error.get("code"), int) else error.get("status")
     if not isinstance(code, int):
-        code = payload.get("status") if isinstance(payload.get("status"), int) else payload.get("code")
+        for key in ("status", "code", "statusCode"):  # statusCode: NestJS bodies (AmigoChat)
+            code = payload.get(key)
+            if isinstance(code, int):
+                break
     status_code = status if status is not None else (code if isinstance(code, int) and 400 <= code < 600 else 500)
     body = json.dumps(payload, ensure_ascii=False).encode()
     return status_error(status_code, headers or {}, body, provider=provider)

@@ -12,7 +12,14 @@ from typing import Any
 
 import attrs
 
-from ._errors import APIStatusError, CertificateError, ConfigurationError, ConnectTimeout, TransportError
+from ._errors import (
+    APIStatusError,
+    CertificateError,
+    ConfigurationError,
+    ConnectTimeout,
+    StreamTruncatedError,
+    TransportError,
+)
 
 __all__ = ["RETRYABLE_STATUSES", "RetryPolicy", "Timeouts", "parse_retry_after"]
 
@@ -67,10 +74,10 @@ def _non_negative(_instance: object, attribute: attrs.Attribute[float], value: f
 class RetryPolicy:
     """When and how long to wait before sending a failed request again.
 
-    Retries connection errors and HTTP 408, 429, 500, 502, 503, 504 with jittered
-    exponential backoff, honouring ``Retry-After`` up to ``retry_after_cap`` (a longer wait
-    fails at once). It never retries once an event has reached the caller, never retries a
-    cancellation, and never sleeps past the caller's deadline.
+    Retries connection errors (a reply cut short included) and HTTP 408, 429, 500, 502, 503,
+    504 with jittered exponential backoff, honouring ``Retry-After`` up to ``retry_after_cap``
+    (a longer wait fails at once). It never retries once an event has reached the caller, never
+    retries a cancellation, and never sleeps past the caller's deadline.
 
     Attributes:
         max_attempts: Attempts in all, the first included (1 disables retries).
@@ -88,7 +95,9 @@ class RetryPolicy:
         """Whether ``error`` is worth another attempt (regardless of attempts left)."""
         if isinstance(error, APIStatusError):
             return error.status_code in RETRYABLE_STATUSES
-        if isinstance(error, ConnectTimeout):
+        if isinstance(error, ConnectTimeout | StreamTruncatedError):
+            # A reply cut short is a connection that failed: worth another attempt, which
+            # the stream makes only while no event has reached the caller.
             return True
         return isinstance(error, TransportError) and not isinstance(error, CertificateError)
 

@@ -18,7 +18,7 @@ from ._errors import ProtocolError, TrioLLMError
 from ._events import Event, Usage
 from ._sse import DEFAULT_MAX_EVENT_SIZE, SSEDecoder
 
-__all__ = ["BodyDecoder", "Decoder", "Interpreter", "SSEStreamDecoder", "loads"]
+__all__ = ["BodyDecoder", "Decoder", "Interpreter", "SSEStreamDecoder", "SniffingDecoder", "loads"]
 
 
 class Decoder(Protocol):
@@ -154,3 +154,39 @@ class BodyDecoder(_Base):
         except UnicodeDecodeError as exc:
             raise ProtocolError(f"response body is not valid UTF-8 (byte {exc.start})") from None
         return self._interpret([text], end=True)
+
+
+class SniffingDecoder:
+    """For a streamed request whose answer is not labelled ``text/event-stream``: its first
+    bytes decide. A body that starts with ``{`` or ``[`` (never valid server-sent events) is one
+    JSON reply from a server that ignored the request to stream, or a gateway's error object,
+    and is decoded by ``whole``; anything else is a stream with a wrong label, for ``events``.
+    """
+
+    __slots__ = ("_chosen", "_events", "_whole")
+
+    def __init__(self, events: Decoder, whole: Decoder) -> None:
+        self._events = events
+        self._whole = whole
+        self._chosen: Decoder | None = None
+
+    @property
+    def pending_error(self) -> TrioLLMError | None:
+        return self._chosen.pending_error if self._chosen is not None else None
+
+    def usage_so_far(self) -> Usage | None:
+        return self._chosen.usage_so_far() if self._chosen is not None else None
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        chosen = self._chosen
+        if chosen is None:
+            head = chunk.lstrip()[:1]
+            if not head:
+                return []  # only whitespace so far: meaningless to both, so far
+            chosen = self._chosen = self._whole if head in (b"{", b"[") else self._events
+        return chosen.feed(chunk)
+
+    def close(self) -> list[Event]:
+        if self._chosen is None:
+            self._chosen = self._events  # an empty body: the stream's decoder says what it lacks
+        return self._chosen.close()

@@ -13,7 +13,7 @@
     │   ├── PermissionDeniedError       403
     │   ├── NotFoundError               404
     │   │   └── ModelNotFoundError      the model does not exist (or is not served)
-    │   ├── RateLimitError              429 (and quota exhaustion); carries ``retry_after``
+    │   ├── RateLimitError              429, or 402 (quota or credit used up); carries ``retry_after``
     │   └── ServerError                 5xx
     ├── ContentBlockedError             the provider refused the prompt itself
     ├── AllFailedError                  every target of a fan-out helper failed
@@ -163,7 +163,7 @@ class ModelNotFoundError(NotFoundError):
 
 
 class RateLimitError(APIStatusError):
-    """Too many requests or quota exhausted (HTTP 429); see ``retry_after``."""
+    """Too many requests (HTTP 429), or quota or credit used up (HTTP 402); see ``retry_after``."""
 
 
 class ServerError(APIStatusError):

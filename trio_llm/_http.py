@@ -7,6 +7,7 @@ message includes a URL query, a header or a request body, so no secret can leak 
 from __future__ import annotations
 
 import json
+import re
 import ssl
 from collections.abc import Mapping
 from typing import Any
@@ -36,6 +37,7 @@ __all__ = [
     "HTTPCall",
     "error_class_for_status",
     "find_request_id",
+    "html_reply_error",
     "make_client",
     "parse_error_body",
     "status_error",
@@ -146,6 +148,21 @@ def _reason(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+_TITLE = re.compile(rb"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
+
+
+def html_reply_error(status: int, body: bytes, *, provider: str) -> ProtocolError:
+    """The error for a successful status whose body is an HTML page, not the API's reply."""
+    found = _TITLE.search(body[:MAX_ERROR_BODY])
+    title = " ".join(found.group(1).decode("utf-8", "replace").split()) if found else ""
+    named = f" ({title!r})" if title else ""
+    return ProtocolError(
+        f"HTTP {status} with an HTML page{named} instead of the API's reply: check base_url, or whether"
+        " a proxy or a captive portal answered",
+        provider=provider,
+    )
+
+
 def find_request_id(headers: Mapping[str, str]) -> str | None:
     """The provider's request id from the usual headers, if any."""
     for name in _REQUEST_ID_HEADERS:
@@ -205,7 +222,7 @@ def error_class_for_status(status: int) -> type[APIStatusError]:
         return PermissionDeniedError
     if status == 404:
         return NotFoundError
-    if status == 429:
+    if status in (402, 429):  # 402 Payment Required: the account's quota or credit is used up
         return RateLimitError
     if status >= 500:
         return ServerError

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import httpx
 import trio
 
-from ._decoding import Decoder
+from ._decoding import Decoder, SniffingDecoder
 from ._errors import (
     APIStatusError,
     FirstEventTimeout,
@@ -32,7 +32,7 @@ from ._errors import (
     TrioLLMError,
 )
 from ._events import Event, Reply, ReplyBuilder, Usage
-from ._http import MAX_ERROR_BODY, HTTPCall, translate_httpx_error
+from ._http import MAX_ERROR_BODY, HTTPCall, find_request_id, html_reply_error, translate_httpx_error
 
 if TYPE_CHECKING:
     from ._provider import ChatRequest, ClientLease, Provider
@@ -202,13 +202,23 @@ class EventStream:
                 await self._read_until_event()
                 return
             except TrioLLMError as error:
-                if isinstance(error, StreamTruncatedError):
-                    error.events_delivered = self.events_delivered
+                self._attribute(error)
                 if self.events_delivered or self._pending:
                     raise
                 await self._close_response()
                 await self._retry_or_raise(error)
                 await self._open(first_attempt=False)
+
+    def _attribute(self, error: TrioLLMError) -> None:
+        """Complete what a decoder could not know about an error found in a response body: the
+        provider (framing errors come from shared code) and the response's request id (for an
+        error object inside a 200 reply)."""
+        if error.provider is None:
+            error.provider = self.provider
+        if isinstance(error, StreamTruncatedError):
+            error.events_delivered = self.events_delivered
+        elif isinstance(error, APIStatusError) and error.request_id is None:
+            error.request_id = find_request_id(self.headers)
 
     async def _read_until_event(self) -> None:
         decoder = self._decoder
@@ -332,10 +342,22 @@ class EventStream:
                 body = await self._read_error_body(response)
                 await self._close_response()
                 raise provider._status_error(response.status_code, response.headers, body)
+            if "html" in response.headers.get("content-type", "").lower():
+                # No provider answers with HTML: a captive portal, a proxy's page or a wrong
+                # base_url did. Say so, rather than "malformed JSON" or "stream truncated".
+                body = await self._read_error_body(response)
+                await self._close_response()
+                raise html_reply_error(response.status_code, body, provider=provider.name)
         if scope.cancelled_caught:
             await self._close_response()
             expired()
-        self._decoder = provider._decoder(self._request, streaming=self._streaming)
+        decoder = provider._decoder(self._request, streaming=self._streaming)
+        if self._streaming and "event-stream" not in response.headers.get("content-type", ""):
+            # Not labelled as a stream: it may be one JSON reply (a server that ignores "stream",
+            # a gateway's error object). Its first bytes tell, so that such a reply is read as
+            # what it is, not taken for a stream cut short (and retried).
+            decoder = SniffingDecoder(decoder, provider._decoder(self._request, streaming=False))
+        self._decoder = decoder
         self._chunks = response.aiter_bytes()
 
     async def _read_error_body(self, response: httpx.Response) -> bytes:
@@ -361,13 +383,25 @@ class EventStream:
             self._auth_refreshed = True
             provider._auth_rejected(sent)
             return
-        delay = provider.retry.backoff(self.attempts, error, self._rng)
+        policy = provider.retry
+        delay = policy.backoff(self.attempts, error, self._rng)
         if delay is None:
+            retry_after = error.retry_after if isinstance(error, APIStatusError) else None
+            retryable = policy.is_retryable(error)
+            if retryable and retry_after is not None and self.attempts < policy.max_attempts:
+                _explain(
+                    error,
+                    f"not retried: the provider asked to wait {retry_after:g} s, longer than"
+                    f" RetryPolicy.retry_after_cap ({policy.retry_after_cap:g} s)",
+                )
+            elif retryable and self.attempts > 1:
+                _explain(error, f"after {self.attempts} attempts")
             raise error
         now = trio.current_time()
         deadline = min(self._total_deadline, trio.current_effective_deadline())
         if now + delay >= deadline:
             # Waiting would outlive the caller's deadline: the real error is more useful.
+            _explain(error, f"not retried: waiting {delay:.3g} s would pass the deadline")
             raise error
         logger.debug(
             "%s: retrying after %s in %.2f s (attempt %d of %d)",
@@ -398,6 +432,11 @@ class EventStream:
                     await response.aclose()
                 except _HTTPX_ERRORS:
                     pass
+
+
+def _explain(error: TrioLLMError, why: str) -> None:
+    """Say in ``error``'s message why the call gave up (so that the user knows what to change)."""
+    error.message = f"{error.message} ({why})"
 
 
 def _describe(error: TrioLLMError) -> str:

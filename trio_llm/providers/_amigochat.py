@@ -297,6 +297,8 @@ class AmigoChat(Provider):
     def _decoder(self, request: ChatRequest, *, streaming: bool) -> Decoder:
         if request.model in IMAGE_PERSONAS:
             return BodyDecoder(ImagesInterpreter())
+        if not streaming:  # a whole chat.completion, should the service ever send one
+            return BodyDecoder(ChatCompletionsInterpreter(self.name, streaming=False))
         return SSEStreamDecoder(ChatCompletionsInterpreter(self.name, streaming=True))
 
     def _complete_streams(self) -> bool:

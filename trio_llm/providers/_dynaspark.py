@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from .._decoding import BodyDecoder, Decoder, loads
-from .._errors import ConfigurationError, InvalidRequestError, ProtocolError
+from .._errors import ConfigurationError, InvalidRequestError, ProtocolError, ServerError
 from .._events import Event, Finish, FinishReason, TextDelta
 from .._http import HTTPCall
 from .._media import decode_data_uri, require_image_type
@@ -121,7 +121,8 @@ def _keys(obj: dict[str, Any]) -> str:
 
 
 class DynasparkInterpreter:
-    """Turns the reply ``{"response": "..."}`` into a :class:`TextDelta` and a ``Finish(STOP)``."""
+    """Turns the reply ``{"response": "..."}`` into a :class:`TextDelta` and a ``Finish(STOP)``;
+    the service's ``{"error": "..."}`` into a :class:`~trio_llm.ServerError`."""
 
     __slots__ = ("_done",)
 
@@ -133,10 +134,14 @@ class DynasparkInterpreter:
         if type(obj) is not dict:
             raise ProtocolError(f"expected a JSON object, got {type(obj).__name__}", provider="dynaspark")
         if "response" not in obj:
-            detail = f"; its error: {obj['error'][:200]!r}" if isinstance(obj.get("error"), str) else ""
-            raise ProtocolError(
-                f"the reply has no 'response'; it had the keys {_keys(obj)}{detail}", provider="dynaspark"
-            )
+            error = obj.get("error")
+            if isinstance(error, str) and error:
+                # The service's own error object, in a 200 reply: the same error as with a 5xx
+                # status (and retried the same way while nothing has reached the caller).
+                raise ServerError(
+                    f"{error[:200]} (an error in a 200 reply)", status_code=500, provider="dynaspark", body=obj
+                )
+            raise ProtocolError(f"the reply has no 'response'; it had the keys {_keys(obj)}", provider="dynaspark")
         text = obj["response"]
         if not isinstance(text, str):
             raise ProtocolError(f"'response' is a {type(text).__name__}, not a string", provider="dynaspark")

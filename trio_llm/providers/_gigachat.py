@@ -39,7 +39,6 @@ from .._errors import (
     MissingAuthError,
     ModelNotFoundError,
     ProtocolError,
-    RateLimitError,
     TrioLLMError,
 )
 from .._events import FinishReason
@@ -332,8 +331,6 @@ def chat_error(status: int, headers: Mapping[str, str], body: bytes) -> APIStatu
     cls: type[APIStatusError] | None = None
     if status == 404 and message and "model" in message.lower():
         cls = ModelNotFoundError
-    elif status == 402:
-        cls = RateLimitError  # "Payment Required": the account's tokens are used up
     return status_error(status, headers, body, provider="gigachat", cls=cls)
 
 

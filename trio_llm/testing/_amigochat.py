@@ -18,8 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..providers._amigochat import CHAT_PERSONAS, IMAGE_PERSONAS
-from ._body import send_body
-from ._chat import BadChatRequest, chunk_frames, plan_chat, sse_frame
+from ._chat import BadChatRequest, chunk_frames, completion_body, plan_chat, sse_frame
 from ._emulator import send_event_stream, send_json, send_raw_fault_body
 from ._gemini import PIXEL_PNG
 
@@ -95,7 +94,7 @@ class AmigoChatRoutes:
             if fault.body is not None:
                 await send_raw_fault_body(writer, fault.status, fault)
             else:
-                await send_body(writer, fault.status, error_body(fault.status, fault.message), fault=fault)
+                await send_json(writer, fault.status, error_body(fault.status, fault.message), fault=fault)
             return
         try:
             body = json.loads(request.body)
@@ -140,6 +139,12 @@ class AmigoChatRoutes:
         except BadChatRequest as exc:
             await send_json(writer, 400, error_body(400, str(exc)), fault=fault)
             return
+        if fault.whole_reply:
+            error = {"error": {"message": fault.message or "Error", "code": fault.error_status}}
+            whole = completion_body(plan, model=model)
+            del whole["usage"]  # the service sends no usage
+            await send_json(writer, 200, whole, fault=fault, error=error)
+            return
         await send_event_stream(
             emu,
             writer,
@@ -159,4 +164,5 @@ class AmigoChatRoutes:
             return
         digest = hashlib.sha256(f"{model}\n{prompt}".encode()).hexdigest()[:24]
         url = emu.url_for("amigochat").removesuffix("/v1") + f"/images/{digest}.png"
-        await send_body(writer, 200, {"data": [{"url": url}]}, fault=fault)
+        error = error_body(fault.error_status, fault.message)
+        await send_json(writer, 200, {"data": [{"url": url}]}, fault=fault, error=error)

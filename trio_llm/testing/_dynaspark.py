@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._media import sniff_image_type
-from ._body import send_body
 from ._emulator import send_json, send_raw_fault_body
 from ._replies import reply_text
 
@@ -59,7 +58,7 @@ class DynasparkRoutes:
                 await send_raw_fault_body(writer, fault.status, fault)
             else:
                 message = fault.message or _MESSAGES.get(fault.status, "Error")
-                await send_body(writer, fault.status, {"error": message}, fault=fault)
+                await send_json(writer, fault.status, {"error": message}, fault=fault)
             return
         try:
             fields = {field.name: field for field in request.form()}
@@ -83,4 +82,5 @@ class DynasparkRoutes:
                 return
             if fault.text is None:
                 text = f"I see a {mime} image of {len(upload.value)} bytes. " + text
-        await send_body(writer, 200, {"response": text}, fault=fault)
+        error = {"error": fault.message or _MESSAGES[500]}
+        await send_json(writer, 200, {"response": text}, fault=fault, error=error)

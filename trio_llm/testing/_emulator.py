@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import gzip
 import json
 import secrets
 import ssl
@@ -37,7 +38,8 @@ class Fault:
     """How the emulator should answer one request instead of (or on top of) the normal reply.
 
     Stream faults count *events* (SSE frames, JSON-array elements): ``truncate_after=2`` sends
-    two events and then closes the connection before the provider's end marker.
+    two events and then closes the connection before the provider's end marker. A reply that is
+    not streamed is one event: any ``*_after`` value applies to its body as a whole.
 
     Attributes:
         status: Answer with this HTTP status and the provider's own error body shape.
@@ -46,16 +48,30 @@ class Fault:
         content_type: Override the ``Content-Type`` header.
         headers: Extra response headers.
         retry_after: A ``Retry-After`` header value (seconds or an HTTP date).
+        error_code: The provider's own error code in the error body, where it has one (Gemini's
+            ``status`` such as ``"FAILED_PRECONDITION"``, OpenAI's ``code`` such as
+            ``"insufficient_quota"``).
         delay: Seconds to wait before the response headers.
         truncate_after: Close the connection after this many events, before the end marker.
         truncate_mid_event: With ``truncate_after``: cut in the middle of the next event.
+        truncate_cleanly: With ``truncate_after``: end the HTTP response properly instead of
+            cutting the connection, so that only the missing end marker (or the half JSON body)
+            tells that the reply is incomplete.
         stall_after: After this many events, go silent with the connection open.
         malformed_after: After this many events, send one that is not valid JSON.
+        invalid_utf8_after: After this many events, send one with a byte that is never UTF-8.
         error_after: After this many events, send an error object inside the 200 stream.
         error_status: The status code inside that error object.
         reset_after: After this many events, reset the TCP connection.
-        drip: Send the streamed body one byte at a time, this many seconds apart.
+        drip: Send the body one byte at a time, this many seconds apart.
         gzip: Compress the body (``Content-Encoding: gzip``).
+        unknown_fields: Add a field no client knows (holding a new enum value and nested
+            values) to every JSON object of the reply, as a provider's next API version might.
+            Meant for text replies: tool-call arguments that are JSON objects would get it too.
+        huge_event: Reply with one text of this many bytes (``"x"`` repeated), in one event. The
+            emulator writes it in 64 KiB pieces, so it holds little of it in memory itself.
+        whole_reply: Answer a streamed request with the whole (non-streamed) JSON reply, as a
+            server that ignores the request to stream does.
         text: Reply with exactly this text.
         finish_reason: The provider's raw finish reason to report instead of the normal one.
         block_reason: Gemini: block the prompt (``promptFeedback.blockReason``, no candidates).
@@ -68,16 +84,22 @@ class Fault:
     content_type: str | None = None
     headers: Mapping[str, str] = attrs.field(factory=dict)
     retry_after: str | None = None
+    error_code: str | None = None
     delay: float = 0.0
     truncate_after: int | None = None
     truncate_mid_event: bool = False
+    truncate_cleanly: bool = False
     stall_after: int | None = None
     malformed_after: int | None = None
+    invalid_utf8_after: int | None = None
     error_after: int | None = None
     error_status: int = 500
     reset_after: int | None = None
     drip: float | None = None
     gzip: bool = False
+    unknown_fields: bool = False
+    huge_event: int | None = None
+    whole_reply: bool = False
     text: str | None = None
     finish_reason: str | None = None
     block_reason: str | None = None
@@ -86,6 +108,11 @@ class Fault:
 
 _NO_FAULT = Fault()
 _COALESCE = 16 * 1024
+#: Stands for the text of a ``huge_event`` while a reply is planned; replaced on the wire.
+HUGE_MARKER = "@@trio-llm-emulator-huge-event@@"
+_HUGE_PIECE = 64 * 1024
+#: What ``unknown_fields`` adds to every JSON object: a new enum value, nested and odd values.
+_UNKNOWN_FIELD = b'"x_trio_llm_unknown":{"kind":"A_VALUE_FROM_THE_FUTURE","nested":[1,2.5,null,true,{"deep":[]}]}'
 
 
 class RouteSet(Protocol):
@@ -132,7 +159,8 @@ class Emulator:
     Args:
         host: The address to listen on (loopback).
         port: The plain HTTP port (0 picks a free one).
-        tls_port: The HTTPS port, for providers served over TLS (0 picks a free one).
+        tls_port: The HTTPS port (0 picks a free one): GigaChat, which is served only over TLS,
+            and every provider at ``url_for(name, tls=True)``.
         words: Words in a default reply.
         words_per_chunk: Words per streamed event.
         chunk_delay: Seconds between streamed events.
@@ -183,7 +211,7 @@ class Emulator:
                 functools.partial(trio.serve_tcp, self._serve_plain, self.port, host=self.host)
             )
             self._bound_port = listeners[0].socket.getsockname()[1]
-            if any(route.tls for route in self._routes):
+            if self._routes:
                 serve_tls = functools.partial(
                     trio.serve_ssl_over_tcp, self._serve_tls, self.tls_port, self._server_ssl_context(), host=self.host
                 )
@@ -213,22 +241,26 @@ class Emulator:
         """The names of the providers this emulator serves, e.g. ``["gemini", ...]``."""
         return [route.name for route in self._routes]
 
-    def url_for(self, name: str) -> str:
+    def url_for(self, name: str, *, tls: bool = False) -> str:
         """The ``base_url`` to give a provider: ``"gemini"``, ``"gigachat"``, ``"gigachat-auth"``,
-        ``"dynaspark"``, ``"amigochat"`` or ``"openai"`` (the ones this emulator serves)."""
-        urls = self.urls()
+        ``"dynaspark"``, ``"amigochat"`` or ``"openai"`` (the ones this emulator serves).
+
+        With ``tls=True``, the address on the emulator's HTTPS listener, which serves every
+        provider (GigaChat, like the real service, only there): to test TLS with any of them.
+        """
+        urls = self.urls(tls=tls)
         try:
             return urls[name]
         except KeyError:
             raise KeyError(f"the emulator serves no {name!r}; it serves {', '.join(sorted(urls))}") from None
 
-    def urls(self) -> dict[str, str]:
-        """Every ``url_for`` name and its URL."""
+    def urls(self, *, tls: bool = False) -> dict[str, str]:
+        """Every ``url_for`` name and its URL (on the HTTPS listener with ``tls=True``)."""
         if self._bound_port is None:
             raise RuntimeError("the emulator is not running: use 'async with Emulator() as emu'")
         out: dict[str, str] = {}
         for route in self._routes:
-            if route.tls:
+            if route.tls or tls:
                 origin = f"https://{self.host}:{self._bound_tls_port}"
             else:
                 origin = f"http://{self.host}:{self._bound_port}"
@@ -242,7 +274,9 @@ class Emulator:
 
     def client_ssl_context(self) -> ssl.SSLContext:
         """A client context that trusts the emulator's CA (and nothing else)."""
-        context = ssl.create_default_context()
+        # Not create_default_context(): that also loads the system's CAs (~20 ms a context).
+        # PROTOCOL_TLS_CLIENT verifies certificates and host names all the same.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         self._certificate_authority().configure_trust(context)
         return context
 
@@ -329,9 +363,13 @@ class Emulator:
     def take_fault(self, provider: str, route: str) -> Fault:
         """The next fault for a request (routes call this); the no-op fault if none."""
         queue = self._faults.get(f"{provider}.{route}")
-        if queue:
-            return queue.popleft()
-        return _NO_FAULT
+        if not queue:
+            return _NO_FAULT
+        fault = queue.popleft()
+        if fault.huge_event is not None and fault.text is None:
+            # The routes plan the reply with this text; the writers put the huge one in its place.
+            fault = attrs.evolve(fault, text=HUGE_MARKER)
+        return fault
 
     def count(self, provider: str, route: str) -> int:
         """How many requests ``provider``'s ``route`` has received."""
@@ -392,7 +430,8 @@ class Emulator:
     async def _dispatch(self, request: RecordedRequest, writer: ResponseWriter, *, tls: bool) -> None:
         self.requests += 1
         for route in self._routes:
-            if route.tls == tls and (request.path == route.prefix or request.path.startswith(route.prefix + "/")):
+            served = tls or not route.tls  # the HTTPS listener serves every provider
+            if served and (request.path == route.prefix or request.path.startswith(route.prefix + "/")):
                 await route.handle(self, request, writer, request.path[len(route.prefix) :])
                 return
         self.received.append(request)
@@ -416,6 +455,67 @@ async def generation_delay(emu: Emulator, events: int, fault: Fault) -> None:
         await trio.sleep(total)
 
 
+def with_unknown_fields(data: bytes) -> bytes:
+    """``data`` with a field no client knows added to every JSON object in it (strings are
+    left alone, so the text of a reply is unchanged)."""
+    out = bytearray()
+    in_string = escaped = False
+    size = len(data)
+    for index, byte in enumerate(data):
+        out.append(byte)
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte == 0x7B:  # "{": the new field goes first, so it is seen before the known ones
+            following = index + 1
+            while following < size and data[following] in b" \t\r\n":
+                following += 1
+            empty = following < size and data[following] == 0x7D
+            out += _UNKNOWN_FIELD if empty else _UNKNOWN_FIELD + b","
+    return bytes(out)
+
+
+def with_invalid_utf8(data: bytes) -> bytes:
+    """``data`` with the byte 0xFF (never valid UTF-8) inside its last JSON string."""
+    at = data.rfind(b'"')
+    if at == -1:
+        at = len(data.rstrip(b"\r\n"))
+    return data[:at] + b"\xff" + data[at:]
+
+
+def _malformed_body(body: bytes) -> bytes:
+    """A JSON body that no longer parses: a stray comma after its first character."""
+    return body[:1] + b"," + body[1:]
+
+
+def _huge_size(data: bytes, fault: Fault) -> int | None:
+    """The number of bytes ``data`` stands for, if it carries the ``huge_event`` marker."""
+    if fault.huge_event is None or HUGE_MARKER.encode() not in data:
+        return None
+    return len(data) - len(HUGE_MARKER) + fault.huge_event
+
+
+async def _write_huge(write: Any, data: bytes, size: int) -> None:
+    """Write ``data`` with the (first) marker replaced by ``size`` bytes of ``x``, in 64 KiB
+    pieces."""
+    await trio.lowlevel.checkpoint()  # (a write of nothing is none)
+    prefix, _, suffix = data.partition(HUGE_MARKER.encode())
+    await write(prefix)
+    piece = b"x" * _HUGE_PIECE
+    whole, rest = divmod(size, _HUGE_PIECE)
+    for _ in range(whole):
+        await write(piece)
+    if rest:
+        await write(piece[:rest])
+    await write(suffix)
+
+
 async def send_json(
     writer: ResponseWriter,
     status: int,
@@ -423,10 +523,22 @@ async def send_json(
     *,
     headers: Mapping[str, str] | None = None,
     fault: Fault = _NO_FAULT,
+    error: Any = None,
 ) -> None:
-    """A JSON response (with the fault's delay, headers and gzip applied)."""
+    """A whole JSON response (``payload``, or bytes as they are), misbehaving as ``fault`` says.
+
+    The body counts as one event. ``error_after`` (any value) replaces it with ``error``, the
+    provider's error object, under the same status; ``malformed_after`` and
+    ``invalid_utf8_after`` corrupt it; ``truncate_after`` cuts it halfway (closing the
+    connection, or ending the response there with ``truncate_cleanly``); ``reset_after`` resets
+    the connection halfway; ``stall_after`` sends the headers and then nothing; ``drip`` sends
+    it byte by byte. ``delay``, ``headers``, ``content_type``, ``retry_after``, ``gzip``,
+    ``unknown_fields`` and ``huge_event`` apply as for a stream.
+    """
     if fault.delay:
         await trio.sleep(fault.delay)
+    if fault.error_after is not None and error is not None:
+        payload = error
     body = payload if isinstance(payload, bytes) else json.dumps(payload, ensure_ascii=False).encode()
     merged = {
         "content-type": fault.content_type or "application/json; charset=UTF-8",
@@ -435,7 +547,40 @@ async def send_json(
     }
     if fault.retry_after is not None:
         merged["retry-after"] = fault.retry_after
-    await writer.respond(status, body, merged, gzip_body=fault.gzip)
+    if fault.unknown_fields:
+        body = with_unknown_fields(body)
+    if fault.malformed_after is not None:
+        body = _malformed_body(body)
+    if fault.invalid_utf8_after is not None:
+        body = with_invalid_utf8(body)
+    huge = _huge_size(body, fault)
+    if huge is not None:
+        await writer.start(status, merged, content_length=huge)
+        await _write_huge(writer.write, body, fault.huge_event or 0)
+        await writer.end()
+        return
+    cut = fault.truncate_after is not None or fault.reset_after is not None
+    if not cut and fault.stall_after is None and fault.drip is None:
+        await writer.respond(status, body, merged, gzip_body=fault.gzip)
+        return
+    if fault.gzip:
+        body = gzip.compress(body)
+        merged["content-encoding"] = "gzip"
+    half = body[: len(body) // 2]
+    clean_cut = cut and fault.truncate_cleanly and fault.reset_after is None
+    await writer.start(status, merged, content_length=len(half) if clean_cut else len(body))
+    if fault.stall_after is not None:
+        await trio.sleep_forever()
+    sent = half if cut else body
+    if fault.drip is not None:
+        await writer.drip(sent, fault.drip)
+    else:
+        await writer.write(sent)
+    if fault.reset_after is not None:
+        await writer.reset()
+    if cut and not clean_cut:
+        await writer.abort()
+    await writer.end()
 
 
 async def send_raw_fault_body(writer: ResponseWriter, status: int, fault: Fault) -> None:
@@ -478,6 +623,9 @@ async def send_event_stream(
         await trio.sleep(fault.delay)
     headers = {"content-type": fault.content_type or content_type, "cache-control": "no-cache", **fault.headers}
     await writer.start(200, headers, gzip_body=fault.gzip)
+    if fault.unknown_fields:
+        frames = [with_unknown_fields(frame) for frame in frames]
+        error_frame = with_unknown_fields(error_frame)
     total = len(frames) if complete_frames is None else complete_frames
     truncate_at = fault.truncate_after
     if truncate_at is not None:
@@ -485,12 +633,22 @@ async def send_event_stream(
     gap = emu.chunk_delay if fault.chunk_delay is None else fault.chunk_delay
 
     async def send(data: bytes) -> None:
-        if fault.drip is not None:
+        if fault.huge_event is not None and HUGE_MARKER.encode() in data:
+            await _write_huge(writer.write, data, fault.huge_event)
+        elif fault.drip is not None:
             await writer.drip(data, fault.drip)
         else:
             await writer.write(data)
 
-    per_event = (fault.truncate_after, fault.stall_after, fault.reset_after, fault.malformed_after, fault.error_after)
+    per_event = (
+        fault.truncate_after,
+        fault.stall_after,
+        fault.reset_after,
+        fault.malformed_after,
+        fault.invalid_utf8_after,
+        fault.error_after,
+        fault.huge_event,
+    )
     plain = gap == 0 and emu.first_chunk_delay == 0 and fault.drip is None and all(n is None for n in per_event)
     if plain:
         # Nothing depends on event timing: write in large pieces, as a fast server's TCP
@@ -511,26 +669,34 @@ async def send_event_stream(
     if head:
         await send(head)
     for index, frame in enumerate(frames):
+        lead = separator if index else b""
         if index == truncate_at:
             if fault.truncate_mid_event:
-                await send(frame[: max(1, len(frame) // 2)])
+                await send(lead + frame[: max(1, len(frame) // 2)])
+            if fault.truncate_cleanly:
+                await writer.end()
+                return
             await writer.abort()
         if index == fault.stall_after:
             await trio.sleep_forever()
         if index == fault.reset_after:
             await writer.reset()
         if index == fault.malformed_after:
-            await send((separator if index else b"") + malformed)
+            await send(lead + malformed)
+            await writer.end()
+            return
+        if index == fault.invalid_utf8_after:
+            await send(lead + with_invalid_utf8(frame))
             await writer.end()
             return
         if index == fault.error_after:
-            await send((separator if index else b"") + error_frame)
+            await send(lead + error_frame)
             await writer.end()
             return
         delay = emu.first_chunk_delay if index == 0 else gap
         if delay:
             await trio.sleep(delay)
-        await send((separator if index else b"") + frame)
+        await send(lead + frame)
     if fault.stall_after is not None and fault.stall_after >= len(frames):
         await trio.sleep_forever()
     if tail:

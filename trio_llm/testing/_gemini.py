@@ -141,13 +141,19 @@ class _BadRequest(Exception):
 
 
 def error_body(
-    status: int, message: str | None = None, *, retry_after: str | None = None, reason: str | None = None
+    status: int,
+    message: str | None = None,
+    *,
+    retry_after: str | None = None,
+    reason: str | None = None,
+    canonical: str | None = None,
 ) -> dict[str, Any]:
-    """Google's error body for ``status``."""
+    """Google's error body for ``status`` (``canonical`` overrides the usual ``status`` string,
+    e.g. ``FAILED_PRECONDITION`` for a 400)."""
     error: dict[str, Any] = {
         "code": status,
         "message": message or _DEFAULT_MESSAGES.get(status, "Unknown error."),
-        "status": _CANONICAL.get(status, "UNKNOWN"),
+        "status": canonical or _CANONICAL.get(status, "UNKNOWN"),
     }
     details: list[dict[str, Any]] = []
     if reason:
@@ -172,8 +178,8 @@ def error_body(
                 ],
             }
         )
-        if retry_after is not None:
-            details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after}s"})
+    if retry_after is not None:
+        details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after}s"})
     if details:
         error["details"] = details
     return {"error": error}
@@ -235,9 +241,16 @@ class GeminiRoutes:
             return False
         if fault.body is not None:
             await send_raw_fault_body(writer, fault.status, fault)
-        else:
-            body = error_body(fault.status, fault.message, retry_after=fault.retry_after)
+        elif _is_seconds(fault.retry_after):
+            # Google puts the delay in the body's RetryInfo, not in a header.
+            body = error_body(fault.status, fault.message, retry_after=fault.retry_after, canonical=fault.error_code)
             await send_json(writer, fault.status, body, fault=attrs_without_retry_after(fault))
+        else:
+            # No delay, or an HTTP date, which RetryInfo cannot carry: that goes in the header
+            # (as a proxy in front of the API would send it).
+            await send_json(
+                writer, fault.status, error_body(fault.status, fault.message, canonical=fault.error_code), fault=fault
+            )
         return True
 
     async def _list_models(self, emu: Emulator, request: RecordedRequest, writer: ResponseWriter) -> None:
@@ -288,11 +301,11 @@ class GeminiRoutes:
         except (ValueError, _BadRequest) as exc:
             await send_json(writer, 400, error_body(400, str(exc) or "Invalid JSON payload received."), fault=fault)
             return
-        if method == "generateContent":
+        error_frame = error_body(fault.error_status, fault.message, canonical=fault.error_code)
+        if method == "generateContent" or fault.whole_reply:
             await generation_delay(emu, len(chunks), fault)
-            await send_json(writer, 200, merge_chunks(chunks), fault=fault)
+            await send_json(writer, 200, merge_chunks(chunks), fault=fault, error=error_frame)
             return
-        error_frame = error_body(fault.error_status, fault.message)
         if request.query.get("alt") == ["sse"]:
             frames = [b"data: " + _dumps(chunk) + b"\r\n\r\n" for chunk in chunks]
             await send_event_stream(
@@ -318,6 +331,13 @@ class GeminiRoutes:
                 separator=b"\n,\r\n",
                 tail=b"]",
             )
+
+
+def _is_seconds(value: str | None) -> bool:
+    try:
+        return value is not None and float(value) >= 0
+    except ValueError:
+        return False
 
 
 def attrs_without_retry_after(fault: Fault) -> Fault:

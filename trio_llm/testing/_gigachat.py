@@ -196,8 +196,11 @@ class GigaChatRoutes:
         except BadChatRequest as exc:
             await send_json(writer, 422, api_error(422, f"Invalid params: {exc}"), fault=fault)
             return
-        if not body.get("stream"):
-            await send_json(writer, 200, completion_body(plan, model=model, dialect="gigachat"), fault=fault)
+        if not body.get("stream") or fault.whole_reply:
+            error = api_error(fault.error_status, fault.message)
+            await send_json(
+                writer, 200, completion_body(plan, model=model, dialect="gigachat"), fault=fault, error=error
+            )
             return
         frames = chunk_frames(plan, model=model, dialect="gigachat")
         await send_event_stream(

@@ -129,7 +129,8 @@ class OpenAIRoutes:
         if fault.body is not None:
             await send_raw_fault_body(writer, fault.status, fault)
         else:
-            await send_json(writer, fault.status, error_body(fault.status, fault.message), headers=headers, fault=fault)
+            body = error_body(fault.status, fault.message, code=fault.error_code)
+            await send_json(writer, fault.status, body, headers=headers, fault=fault)
         return True
 
     async def _models(
@@ -193,12 +194,12 @@ class OpenAIRoutes:
         except BadChatRequest as exc:
             await refuse(400, str(exc), param="messages")
             return
-        if not streaming:
-            await send_json(writer, 200, completion_body(plan, model=model), headers=headers, fault=fault)
-            return
-        include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
         error = error_body(fault.error_status, fault.message)
         error["error"]["code"] = fault.error_status
+        if not streaming or fault.whole_reply:
+            await send_json(writer, 200, completion_body(plan, model=model), headers=headers, fault=fault, error=error)
+            return
+        include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
         await send_event_stream(
             emu,
             writer,
