@@ -18,6 +18,7 @@ from typing import Any, Union
 
 import attrs
 
+from ._decoding import loads
 from ._errors import APIStatusError, ProtocolError, StreamTruncatedError
 from ._events import Event, Finish, FinishReason, ReasoningDelta, TextDelta, ToolCall, Usage
 from ._http import status_error
@@ -361,11 +362,7 @@ def _usage_event(usage: _Usage) -> Usage:
 
 def json_object(data: str, provider: str) -> dict[str, Any]:
     """Parse ``data`` as a JSON object, or raise :class:`ProtocolError`."""
-    try:
-        obj = json.loads(data)
-    except ValueError as exc:
-        snippet = data[:120] + ("..." if len(data) > 120 else "")
-        raise ProtocolError(f"malformed JSON from the provider: {snippet!r}", provider=provider) from exc
+    obj = loads(data, provider)
     if type(obj) is not dict:
         raise ProtocolError(f"expected a JSON object, got {type(obj).__name__}", provider=provider)
     return obj
