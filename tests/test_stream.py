@@ -15,6 +15,7 @@ import trio.testing
 
 import trio_llm
 from trio_llm import TextDelta
+from trio_llm._stream import _SCHEDULE_EVERY
 from trio_llm.testing import Emulator, Fault
 
 NO_RETRY = trio_llm.RetryPolicy(max_attempts=1)
@@ -345,6 +346,6 @@ async def test_a_fast_stream_still_lets_other_tasks_run() -> None:
             delivered = [event async for event in events]
         nursery.cancel_scope.cancel()
     # ~800 events arrive in a handful of socket reads; the other task still ran at least
-    # once every 8 events delivered from the buffer.
+    # once every _SCHEDULE_EVERY (32) events delivered from the buffer.
     assert len(delivered) == 802
-    assert ticks >= 800 // 8
+    assert ticks >= 800 // _SCHEDULE_EVERY

@@ -42,8 +42,11 @@ __all__ = ["EventStream"]
 logger = logging.getLogger("trio_llm")
 
 _HTTPX_ERRORS = (httpx.HTTPError, OSError)
-#: Buffered events delivered between two schedule points (every call is a cancel point).
-_SCHEDULE_EVERY = 8
+#: Buffered events delivered between two schedule points (every call is a cancel point). A
+#: schedule point costs ~3.5 us, so at 8 it was 8% of a streamed event's CPU; 32 is 1-2%, and
+#: still lets other tasks run every ~0.2 ms of a stream (httpx alone yields once per socket
+#: read: every few hundred events). See docs/benchmarks.md.
+_SCHEDULE_EVERY = 32
 
 
 class EventStream:
@@ -149,8 +152,8 @@ class EventStream:
         if pending:
             # Already decoded, no I/O needed: still a cancel point every time, and a schedule
             # point at least every few events so one fast stream cannot starve other tasks.
-            # (A full checkpoint per event costs 3.6 us, a quarter of the whole per-event
-            # budget; see docs/benchmarks.md.)
+            # (A full checkpoint per event would cost 3.5 us, more than half of the whole
+            # per-event budget; see docs/benchmarks.md.)
             self._unscheduled += 1
             if self._unscheduled >= _SCHEDULE_EVERY:
                 self._unscheduled = 0
