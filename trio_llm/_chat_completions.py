@@ -339,14 +339,14 @@ def _plain_delta(obj: dict[str, Any]) -> str | None:
     delta = choice.get("delta")
     if type(delta) is not dict:
         return None
-    for key, value in delta.items():
-        if key == "content":
-            if type(value) is not str:
-                return None
-        elif key != "role" or type(value) is not str:
-            return None
     content = delta.get("content", "")
-    return content if isinstance(content, str) else None
+    if type(content) is not str:
+        return None
+    # Only "content" and a string "role" may be there (counted, rather than looped over).
+    others = len(delta) - ("content" in delta)
+    if others == 0 or (others == 1 and type(delta.get("role")) is str):
+        return content
+    return None
 
 
 def _usage_event(usage: _Usage) -> Usage:

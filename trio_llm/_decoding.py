@@ -108,9 +108,10 @@ class _Base:
     def _interpret(self, payloads: list[str], *, end: bool) -> list[Event]:
         """Events for ``payloads`` (and the end); an error after some events is held back."""
         out: list[Event] = []
+        on_data = self._interpreter.on_data
         try:
             for payload in payloads:
-                out += self._interpreter.on_data(payload)
+                out += on_data(payload)
             if end:
                 out += self._interpreter.on_end()
         except TrioLLMError as error:
