@@ -203,3 +203,25 @@ def test_openais_own_sdk_works_against_the_emulator() -> None:
     assert "gpt-4o-mini" in models
     assert caught.value.status_code == 401 and caught.value.code == "invalid_api_key"
     assert missing.value.code == "model_not_found"
+
+
+def test_a_long_reply_has_exactly_its_words_and_repeats_after_twenty_thousand() -> None:
+    from trio_llm.testing._replies import chunk_words, reply_text, word_count
+
+    short = reply_text("Hi", 20_000)
+    long = reply_text("Hi", 50_000)
+    assert long.startswith(short[:-1]) and long.endswith(".")
+    assert len(long.split(" ")) == 50_000 == word_count(long)
+    assert chunk_words(long, 50_000) == [long]
+    assert "".join(chunk_words(long, 7)) == long
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", " ", "one", " two words ", "a  b", "x " * 3000, "tab\tand\nnewline " * 600, "é " * 3000, " lead" * 1000],
+)
+def test_word_count_is_the_number_of_whitespace_separated_words(text: str) -> None:
+    from trio_llm.testing._replies import word_count, word_pieces
+
+    assert word_count(text) == len(text.split())
+    assert word_pieces(text) == (len(text.split(" ")) if text else 0)
