@@ -243,7 +243,13 @@ _CHUNKS = st.fixed_dictionaries(
         "choices": st.lists(
             st.fixed_dictionaries(
                 {"delta": _DELTAS | st.none() | st.just([])},
-                optional={"index": st.sampled_from([0, 1, "0"]), "finish_reason": st.none() | st.just("stop")},
+                optional={
+                    "index": st.sampled_from([0, 1, "0", 0.0, False]),
+                    "finish_reason": st.none() | st.just("stop"),
+                    "message": st.none() | st.integers(0, 1) | st.just({"content": "m"}),
+                    "text": st.none() | _TEXT | st.integers(0, 1),
+                    "logprobs": st.none(),
+                },
             ),
             max_size=2,
         )
@@ -261,6 +267,9 @@ _CHUNKS = st.fixed_dictionaries(
 @example([{"choices": [{"delta": {"content": "x"}, "index": 1}]}])
 @example([{"choices": [{"delta": {"content": "x"}}], "usage": {"total_tokens": 3}}])
 @example([{"choices": [{"delta": {"content": "x"}}], "error": {"message": "x"}}])
+@example([{"choices": [{"delta": {"content": "x"}, "message": 5}]}])
+@example([{"choices": [{"delta": {"content": "x"}, "text": 5}]}])
+@example([{"choices": [{"delta": {"content": "x"}, "index": 0.0}]}])
 def test_the_plain_chunk_fast_path_agrees_with_the_converter(payloads: list[Any]) -> None:
     # Streamed text chunks skip cattrs when they are plainly text; the converter must have
     # made the same events of them, and failed on the same ones.

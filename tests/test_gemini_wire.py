@@ -880,10 +880,11 @@ _CANDIDATE = st.fixed_dictionaries(
     {},
     optional={
         "content": st.fixed_dictionaries(
-            {}, optional={"parts": st.lists(_PART, max_size=2) | st.none(), "role": st.just("model")}
+            {}, optional={"parts": st.lists(_PART, max_size=2) | st.none(), "role": st.sampled_from(["model", 5, None])}
         )
         | st.none(),
         "finishReason": st.sampled_from(["STOP", "SAFETY", None]),
+        "finishMessage": st.sampled_from(["why", 5, None]),
         "index": st.just(0),
     },
 )
@@ -911,6 +912,8 @@ _CHUNK = st.fixed_dictionaries(
 @example([{"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": "STOP"}]}])
 @example([{"candidates": [{"content": {"parts": [{"text": "x"}]}}], "promptFeedback": {"blockReason": "SAFETY"}}])
 @example([{"candidates": [{"content": {"parts": [{"text": "x"}]}}], "usageMetadata": {"totalTokenCount": "3"}}])
+@example([{"candidates": [{"content": {"parts": [{"text": "x"}], "role": 5}}]}])
+@example([{"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishMessage": 5}]}])
 def test_the_plain_text_fast_path_agrees_with_the_converter(payloads: list[Any]) -> None:
     # Plain text chunks skip cattrs; the converter must have made the same events of them,
     # kept the same usage, and failed on the same ones.

@@ -334,7 +334,10 @@ def _plain_delta(obj: dict[str, Any]) -> str | None:
     if type(choices) is not list or len(choices) != 1 or obj.get("usage") is not None:
         return None
     choice = choices[0]
-    if type(choice) is not dict or choice.get("finish_reason") is not None or choice.get("index", 0) != 0:
+    if type(choice) is not dict or choice.get("finish_reason") is not None or "message" in choice or "text" in choice:
+        return None
+    index = choice.get("index", 0)
+    if type(index) is not int or index != 0:
         return None
     delta = choice.get("delta")
     if type(delta) is not dict:

@@ -397,13 +397,13 @@ def _plain_text_events(obj: dict[str, Any]) -> list[Event] | None:
     if type(candidates) is not list or not candidates or "promptFeedback" in obj:
         return None
     candidate = candidates[0]
-    if type(candidate) is not dict or "finishReason" in candidate:
+    if type(candidate) is not dict or "finishReason" in candidate or "finishMessage" in candidate:
         return None
     content = candidate.get("content")
     if type(content) is not dict:
         return None
     parts = content.get("parts")
-    if type(parts) is not list:
+    if type(parts) is not list or type(content.get("role", "")) is not str:
         return None
     events: list[Event] = []
     for part in parts:
