@@ -86,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     emulate.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between streamed events")
     emulate.add_argument("--first-chunk-delay", type=float, default=0.0, help="seconds before the first event")
     emulate.add_argument(
+        "--tick", type=float, default=0.0, help="end waits between events on multiples of this (shared timers)"
+    )
+    emulate.add_argument(
         "--ca-file",
         type=Path,
         help="write the CA of the TLS routes (GigaChat) here, as PEM, for other clients to trust",
@@ -198,6 +201,7 @@ async def _emulate(args: argparse.Namespace) -> None:
         words_per_chunk=args.words_per_chunk,
         chunk_delay=args.chunk_delay,
         first_chunk_delay=args.first_chunk_delay,
+        tick=args.tick,
     )
     async with emulator as emu:
         if args.ca_file is not None:
