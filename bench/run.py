@@ -125,7 +125,7 @@ class Bench:
         self.few_rounds = args.rounds or (1 if quick else 3)
         self.events = 2_000 if quick else 10_000
         self.reps = 2 if quick else 3
-        self.requests = {1: 300, 16: 640, 128: 1_280} if quick else {1: 800, 16: 1_600, 128: 2_560}
+        self.requests = {1: 450, 16: 720, 128: 1_280} if quick else {1: 1_500, 16: 1_920, 128: 2_688}
         self.fanout = 1_000
         self.memory = (100, 1_000)
         self.cancel = 1_000
@@ -176,7 +176,7 @@ class Bench:
             (
                 (concurrency, client),
                 # One client with 128 connections takes ~5 ms of CPU a request: half as many.
-                {"client": client, "concurrency": concurrency, "requests": count // (2 if slow else 1)},
+                {"client": client, "concurrency": concurrency, "requests": count // (2 if slow else 1), "blocks": 3},
             )
             for concurrency, count in self.requests.items()
             for client in ("raw_httpx", "raw_httpx_sharded", "trio_llm")
