@@ -40,8 +40,16 @@ def docs(session: nox.Session) -> None:
     session.run("sphinx-build", "-W", "--keep-going", "-n", "-b", "html", "docs", "docs/_build/html")
 
 
+#: The alternatives measured side by side with trio_llm: installed here only, never a dependency.
+BENCH_PEERS = ("google-genai>=1.0", "gigachat>=0.2", "openai>=1.0")
+
+
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks against a baseline in the same run; writes docs/benchmarks.md."""
-    session.install("-e", ".")
+    """Benchmarks against baselines in the same run; writes docs/benchmarks.md.
+
+    ``nox -s bench`` is the full run (under 10 minutes on 2 cores); ``nox -s bench -- --quick``
+    takes under 2. Other options: ``python bench/run.py --help``.
+    """
+    session.install("-e", ".", *BENCH_PEERS)
     session.run("python", "bench/run.py", *session.posargs)

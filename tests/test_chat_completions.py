@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import trio_llm
@@ -218,3 +218,63 @@ def test_fuzzed_json_raises_nothing_but_trio_llm_errors(payloads: list[Any]) -> 
         decode(sse(*[json.dumps(p) for p in payloads], "[DONE]"))
     except trio_llm.TrioLLMError:
         pass
+
+
+def _outcome_of(interpreter: ChatCompletionsInterpreter, payloads: list[Any]) -> list[Any]:
+    """Every payload's events, then [DONE]'s (the finish and usage), or the error that ended it."""
+    out: list[Any] = []
+    for data in [*map(json.dumps, payloads), "[DONE]"]:
+        try:
+            out.append(interpreter.on_data(data))
+        except trio_llm.TrioLLMError as error:
+            out.append((type(error), str(error)))
+            break
+    return out
+
+
+_TEXT = st.text(max_size=3)
+_ROLE_OR_NOT = st.none() | st.just("assistant") | st.integers(0, 1)
+_DELTAS = st.fixed_dictionaries(
+    {},
+    optional={"content": _TEXT | st.none() | st.integers(0, 1), "role": _ROLE_OR_NOT, "reasoning_content": _TEXT},
+)
+_CHUNKS = st.fixed_dictionaries(
+    {
+        "choices": st.lists(
+            st.fixed_dictionaries(
+                {"delta": _DELTAS | st.none() | st.just([])},
+                optional={
+                    "index": st.sampled_from([0, 1, "0", 0.0, False]),
+                    "finish_reason": st.none() | st.just("stop"),
+                    "message": st.none() | st.integers(0, 1) | st.just({"content": "m"}),
+                    "text": st.none() | _TEXT | st.integers(0, 1),
+                    "logprobs": st.none(),
+                },
+            ),
+            max_size=2,
+        )
+    },
+    optional={"usage": st.none() | st.just({"total_tokens": 3}), "error": st.just({"message": "x"}), "id": _TEXT},
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_CHUNKS, min_size=1, max_size=3) | st.lists(JSON, min_size=1, max_size=3))
+@example([{"choices": [{"delta": {"content": 0}}]}])
+@example([{"choices": [{"delta": {"content": "x", "role": 1}}]}])
+@example([{"choices": [{"delta": {"content": "x", "reasoning_content": "y"}}]}])
+@example([{"choices": [{"delta": {"content": "x"}, "finish_reason": "stop"}]}])
+@example([{"choices": [{"delta": {"content": "x"}, "index": 1}]}])
+@example([{"choices": [{"delta": {"content": "x"}}], "usage": {"total_tokens": 3}}])
+@example([{"choices": [{"delta": {"content": "x"}}], "error": {"message": "x"}}])
+@example([{"choices": [{"delta": {"content": "x"}, "message": 5}]}])
+@example([{"choices": [{"delta": {"content": "x"}, "text": 5}]}])
+@example([{"choices": [{"delta": {"content": "x"}, "index": 0.0}]}])
+def test_the_plain_chunk_fast_path_agrees_with_the_converter(payloads: list[Any]) -> None:
+    # Streamed text chunks skip cattrs when they are plainly text; the converter must have
+    # made the same events of them, and failed on the same ones.
+    fast = _outcome_of(ChatCompletionsInterpreter("gigachat", streaming=True), payloads)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("trio_llm._chat_completions._plain_delta", lambda obj: None)
+        slow = _outcome_of(ChatCompletionsInterpreter("gigachat", streaming=True), payloads)
+    assert fast == slow

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 import trio_llm
@@ -73,6 +75,26 @@ def test_python_dash_m_and_emulate_print_the_urls() -> None:
     assert urls["gigachat"].startswith("https://127.0.0.1:") and urls["gigachat-auth"].endswith("/api/v2/oauth")
     assert lines[-2].split()[:2] == ["api", "key"]
     assert lines[-1].split()[0] == "credentials"
+
+
+def test_emulate_writes_its_ca_for_clients_in_other_processes(tmp_path: Path) -> None:
+    ca_file = tmp_path / "emulator-ca.pem"
+    command = [sys.executable, "-m", "trio_llm", "emulate", "--port", "0", "--ca-file", str(ca_file)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            lines = [process.stdout.readline()]
+            while not lines[-1].lstrip().startswith("ca file") and lines[-1]:
+                lines.append(process.stdout.readline())
+            urls = dict(line.split() for line in lines[1:-3])
+            # Verified against the written CA alone: the OAuth route answers (401: no credentials).
+            context = ssl.create_default_context(cafile=str(ca_file))
+            response = httpx.post(urls["gigachat-auth"], data={"scope": "GIGACHAT_API_PERS"}, verify=context)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+    assert lines[-1].split() == ["ca", "file", str(ca_file)]
+    assert response.status_code == 401
 
 
 @pytest.mark.parametrize("provider", ["dynaspark", "amigochat", "openai"])

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import trio_llm
 from trio_llm import Event, Finish, FinishReason, TextDelta
@@ -289,3 +294,61 @@ def test_loads_keeps_the_json_error_as_the_cause() -> None:
         loads("[1,")
 
     assert isinstance(caught.value.__cause__, ValueError)
+
+
+def _json_outcome(text: str) -> tuple[str, Any]:
+    try:
+        return "ok", json.loads(text)
+    except ValueError as exc:
+        return "error", str(exc)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1}',
+        ' {"a": 1}',  # leading whitespace
+        '{"a": 1}\r\n ',  # trailing whitespace
+        '\ufeff{"a": 1}',  # a byte-order mark: json.loads refuses it
+        '{"a": 1} {"b": 2}',  # extra data
+        '{"a": 1}x',
+        "",
+        "   ",
+        "[DONE]",
+        "NaN",
+        '"\\ud800"',  # a lone surrogate escape: json.loads accepts it
+        '{"a": "line\nbreak"}',  # a raw control character: strict json.loads refuses it
+        "1e400",
+        '{"a": {"b": [true, false, null, -0.0, 12345678901234567890]}}',
+    ],
+)
+def test_loads_agrees_with_json_loads(text: str) -> None:
+    # loads parses most payloads with the scanner directly (the fast path of every stream):
+    # whatever json.loads makes of a text, loads makes the same, or fails as it fails.
+    kind, value = _json_outcome(text)
+    if kind == "ok":
+        result = loads(text)
+        assert json.dumps(result) == json.dumps(value)  # NaN is not equal to itself
+        assert type(result) is type(value)
+    else:
+        with pytest.raises(trio_llm.ProtocolError) as caught:
+            loads(text)
+        assert str(caught.value.__cause__) == value
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+        lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3),
+        max_leaves=8,
+    ).map(json.dumps)
+    | st.text(alphabet=' \t\r\n{}[]":,0123456789.eE+-truefalsnNaI\\u', max_size=30)
+)
+def test_loads_agrees_with_json_loads_on_any_text(text: str) -> None:
+    kind, value = _json_outcome(text)
+    if kind == "ok":
+        assert json.dumps(loads(text)) == json.dumps(value)  # NaN is not equal to itself
+    else:
+        with pytest.raises(trio_llm.ProtocolError):
+            loads(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -203,3 +204,58 @@ def test_openais_own_sdk_works_against_the_emulator() -> None:
     assert "gpt-4o-mini" in models
     assert caught.value.status_code == 401 and caught.value.code == "invalid_api_key"
     assert missing.value.code == "model_not_found"
+
+
+def test_a_long_reply_has_exactly_its_words_and_repeats_after_twenty_thousand() -> None:
+    from trio_llm.testing._replies import chunk_words, reply_text, word_count
+
+    short = reply_text("Hi", 20_000)
+    long = reply_text("Hi", 50_000)
+    assert long.startswith(short[:-1]) and long.endswith(".")
+    assert len(long.split(" ")) == 50_000 == word_count(long)
+    assert chunk_words(long, 50_000) == [long]
+    assert "".join(chunk_words(long, 7)) == long
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", " ", "one", " two words ", "a  b", "x " * 3000, "tab\tand\nnewline " * 600, "é " * 3000, " lead" * 1000],
+)
+def test_word_count_is_the_number_of_whitespace_separated_words(text: str) -> None:
+    from trio_llm.testing._replies import word_count, word_pieces
+
+    assert word_count(text) == len(text.split())
+    assert word_pieces(text) == (len(text.split(" ")) if text else 0)
+
+
+async def test_with_a_tick_waits_end_on_the_tick_and_streams_share_timers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with Emulator(words=5, words_per_chunk=1, first_chunk_delay=0.1, chunk_delay=0.01, tick=0.004) as emu:
+        gemini = emu.gemini()
+        started = trio.current_time()
+        arrivals: list[list[float]] = [[], []]
+
+        async def read(times: list[float]) -> None:
+            async with gemini.stream("Hi") as events:
+                async for _event in events:
+                    times.append(trio.current_time() - started)
+
+        async with trio.open_nursery() as nursery:
+            for times in arrivals:
+                nursery.start_soon(read, times)
+    for times in arrivals:
+        assert len(times) >= 5
+        assert 0.1 <= times[0] < 0.1 + 0.004 + 1e-9  # the first event: rounded up to the tick
+        assert all(later - earlier < 0.01 + 0.004 + 1e-9 for earlier, later in itertools.pairwise(times[:5]))
+    assert times == arrivals[0]  # both streams woke on the same ticks
+
+
+async def test_a_client_leaving_while_the_stream_waits_for_a_tick_closes_the_connection(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with Emulator(words=50, words_per_chunk=1, chunk_delay=1.0, tick=0.01) as emu:
+        async with emu.gemini().stream("Hi") as events:
+            await events.__anext__()
+        with trio.fail_after(5):
+            await emu.wait_for_connections(0)

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import trio_llm
@@ -854,3 +854,71 @@ def test_arbitrary_bytes_raise_nothing_but_protocol_errors(raw: bytes, data: st.
         decoder.close()
     except trio_llm.ProtocolError:
         pass  # Malformed framing or payloads, or a truncated stream: nothing else.
+
+
+def _gemini_outcome(payloads: list[Any]) -> list[Any]:
+    """Every payload's events, then the end's, or the error that ended it; and the usage."""
+    interpreter = GeminiInterpreter()
+    out: list[Any] = []
+    try:
+        for payload in payloads:
+            out.append(interpreter.on_data(json.dumps(payload)))
+        out.append(interpreter.on_end())
+    except trio_llm.TrioLLMError as error:
+        out.append((type(error), str(error)))
+    try:
+        out.append(interpreter.usage_so_far())
+    except trio_llm.TrioLLMError as error:
+        out.append((type(error), str(error)))
+    return out
+
+
+_PART = st.fixed_dictionaries(
+    {}, optional={"text": st.text(max_size=3) | st.none() | st.integers(0, 1), "thought": st.booleans()}
+) | st.sampled_from([[], "x", {"functionCall": {"name": "f"}}])
+_CANDIDATE = st.fixed_dictionaries(
+    {},
+    optional={
+        "content": st.fixed_dictionaries(
+            {}, optional={"parts": st.lists(_PART, max_size=2) | st.none(), "role": st.sampled_from(["model", 5, None])}
+        )
+        | st.none(),
+        "finishReason": st.sampled_from(["STOP", "SAFETY", None]),
+        "finishMessage": st.sampled_from(["why", 5, None]),
+        "index": st.just(0),
+    },
+)
+_CHUNK = st.fixed_dictionaries(
+    {"candidates": st.lists(_CANDIDATE, max_size=2) | st.none()},
+    optional={
+        "usageMetadata": st.fixed_dictionaries(
+            {},
+            optional={
+                "promptTokenCount": st.integers(0, 5) | st.text(max_size=1),
+                "totalTokenCount": st.integers(0, 9),
+            },
+        )
+        | st.none(),
+        "promptFeedback": st.just({"blockReason": "SAFETY"}),
+        "modelVersion": st.just("gemini-2.5-flash"),
+    },
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_CHUNK, min_size=1, max_size=3) | st.lists(_json_values, min_size=1, max_size=3))
+@example([{"candidates": [{"content": {"parts": [{"text": 0}]}}]}])
+@example([{"candidates": [{"content": {"parts": [{"text": "x", "thought": True}]}}]}])
+@example([{"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": "STOP"}]}])
+@example([{"candidates": [{"content": {"parts": [{"text": "x"}]}}], "promptFeedback": {"blockReason": "SAFETY"}}])
+@example([{"candidates": [{"content": {"parts": [{"text": "x"}]}}], "usageMetadata": {"totalTokenCount": "3"}}])
+@example([{"candidates": [{"content": {"parts": [{"text": "x"}], "role": 5}}]}])
+@example([{"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishMessage": 5}]}])
+def test_the_plain_text_fast_path_agrees_with_the_converter(payloads: list[Any]) -> None:
+    # Plain text chunks skip cattrs; the converter must have made the same events of them,
+    # kept the same usage, and failed on the same ones.
+    fast = _gemini_outcome(payloads)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("trio_llm.providers._gemini._plain_text_events", lambda obj: None)
+        slow = _gemini_outcome(payloads)
+    assert fast == slow

@@ -474,3 +474,35 @@ def test_an_event_with_no_data_lines_is_not_dispatched() -> None:
     assert decoder.feed(b"event: ping\n\n") == []
     assert decoder.feed(b"data: x\n\n") == [SSEEvent(data="x")]
     assert decoder.feed(b"event: ping\ndata:\n\n") == [SSEEvent(data="", event="ping")]
+
+
+def _outcome(decoder: SSEDecoder, chunks: list[bytes], *, data_only: bool) -> tuple[list[str], str | None]:
+    """The data of every event, and the error that ended the input (if one did)."""
+    out: list[str] = []
+    try:
+        for chunk in chunks:
+            out += decoder.feed_data(chunk) if data_only else [event.data for event in decoder.feed(chunk)]
+        out += [event.data for event in decoder.close()]
+    except trio_llm.ProtocolError as error:
+        return out, str(error)
+    return out, None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    raw=st.binary(max_size=200) | _sse_ish,
+    max_event_size=st.sampled_from([4, 16, DEFAULT_MAX_EVENT_SIZE]),
+    data=st.data(),
+)
+def test_feed_data_gives_the_data_of_what_feed_gives(raw: bytes, max_event_size: int, data: st.DataObject) -> None:
+    # feed_data is the hot path of every stream: the same events and the same errors as feed.
+    chunks = split_at(raw, data.draw(st.lists(st.integers(0, len(raw)), max_size=6)))
+    events = _outcome(SSEDecoder(max_event_size), chunks, data_only=False)
+    assert _outcome(SSEDecoder(max_event_size), chunks, data_only=True) == events
+
+
+def test_feed_data_of_the_fixture_split_at_every_byte() -> None:
+    expected = [event.data for event in FIXTURE_EVENTS]
+    for point in range(len(FIXTURE) + 1):
+        decoder = SSEDecoder()
+        assert decoder.feed_data(FIXTURE[:point]) + decoder.feed_data(FIXTURE[point:]) == expected

@@ -18,6 +18,7 @@ from typing import Any, Union
 
 import attrs
 
+from ._decoding import loads
 from ._errors import APIStatusError, ProtocolError, StreamTruncatedError
 from ._events import Event, Finish, FinishReason, ReasoningDelta, TextDelta, ToolCall, Usage
 from ._http import status_error
@@ -333,19 +334,22 @@ def _plain_delta(obj: dict[str, Any]) -> str | None:
     if type(choices) is not list or len(choices) != 1 or obj.get("usage") is not None:
         return None
     choice = choices[0]
-    if type(choice) is not dict or choice.get("finish_reason") is not None or choice.get("index", 0) != 0:
+    if type(choice) is not dict or choice.get("finish_reason") is not None or "message" in choice or "text" in choice:
+        return None
+    index = choice.get("index", 0)
+    if type(index) is not int or index != 0:
         return None
     delta = choice.get("delta")
     if type(delta) is not dict:
         return None
-    for key, value in delta.items():
-        if key == "content":
-            if type(value) is not str:
-                return None
-        elif key != "role" or type(value) is not str:
-            return None
     content = delta.get("content", "")
-    return content if isinstance(content, str) else None
+    if type(content) is not str:
+        return None
+    # Only "content" and a string "role" may be there (counted, rather than looped over).
+    others = len(delta) - ("content" in delta)
+    if others == 0 or (others == 1 and type(delta.get("role")) is str):
+        return content
+    return None
 
 
 def _usage_event(usage: _Usage) -> Usage:
@@ -361,11 +365,7 @@ def _usage_event(usage: _Usage) -> Usage:
 
 def json_object(data: str, provider: str) -> dict[str, Any]:
     """Parse ``data`` as a JSON object, or raise :class:`ProtocolError`."""
-    try:
-        obj = json.loads(data)
-    except ValueError as exc:
-        snippet = data[:120] + ("..." if len(data) > 120 else "")
-        raise ProtocolError(f"malformed JSON from the provider: {snippet!r}", provider=provider) from exc
+    obj = loads(data, provider)
     if type(obj) is not dict:
         raise ProtocolError(f"expected a JSON object, got {type(obj).__name__}", provider=provider)
     return obj

@@ -85,6 +85,14 @@ def _parser() -> argparse.ArgumentParser:
     emulate.add_argument("--words-per-chunk", type=int, default=4, help="words per streamed event")
     emulate.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between streamed events")
     emulate.add_argument("--first-chunk-delay", type=float, default=0.0, help="seconds before the first event")
+    emulate.add_argument(
+        "--tick", type=float, default=0.0, help="end waits between events on multiples of this (shared timers)"
+    )
+    emulate.add_argument(
+        "--ca-file",
+        type=Path,
+        help="write the CA of the TLS routes (GigaChat) here, as PEM, for other clients to trust",
+    )
 
     race = commands.add_parser("race", parents=[common], help="ask several providers, print the first answer")
     race.add_argument(
@@ -193,13 +201,18 @@ async def _emulate(args: argparse.Namespace) -> None:
         words_per_chunk=args.words_per_chunk,
         chunk_delay=args.chunk_delay,
         first_chunk_delay=args.first_chunk_delay,
+        tick=args.tick,
     )
     async with emulator as emu:
+        if args.ca_file is not None:
+            await trio.Path(args.ca_file).write_bytes(emu.ca_pem)
         print("trio-llm emulator running; Ctrl-C stops it.")
         for name, url in sorted(emu.urls().items()):
             print(f"  {name:14} {url}")
         print(f"  {'api key':14} {emu.api_key}")
         print(f"  {'credentials':14} {emu.credentials}")
+        if args.ca_file is not None:
+            print(f"  {'ca file':14} {args.ca_file}")
         sys.stdout.flush()
         await trio.sleep_forever()
 

@@ -38,10 +38,12 @@ __all__ = ["ChatRequest", "ClientLease", "ModelList", "Provider"]
 
 P = TypeVar("P", bound="Provider")
 
-#: Requests in flight per httpx connection pool before an open provider starts another pool.
-#: httpcore's pool does O(requests x connections) work on every operation: 1,000 streams in
-#: one pool cost ~20 ms of CPU each, in pools of this size well under 1 ms (docs/benchmarks.md).
-POOL_SIZE = 32
+#: Requests in flight per httpx client (and so connections in its pool) before an open
+#: provider uses another client. httpcore's pool does O(requests x connections) work on every
+#: operation, polling each idle connection's socket: 1,000 streams in one pool cost ~20 ms of
+#: CPU each; at 128 requests in flight, pools of 32 cost 1.9 ms of CPU per request, pools of 4
+#: 0.75 ms and pools of 1 0.56 ms (raw httpx at concurrency 1: 0.6 ms). See docs/benchmarks.md.
+POOL_SIZE = 1
 
 
 @attrs.define
@@ -57,12 +59,16 @@ class ClientLease:
     client: httpx.AsyncClient
     _pool: _Pool | None = None
     _owned: bool = False
+    _free: list[_Pool] | None = None
 
     async def release(self) -> None:
         """Give the client back: a pooled one is freed for others, a short-lived one closed."""
-        if self._pool is not None:
-            self._pool.in_flight -= 1
+        pool = self._pool
+        if pool is not None:
             self._pool = None
+            pool.in_flight -= 1
+            if pool.in_flight == POOL_SIZE - 1 and self._free is not None:
+                self._free.append(pool)  # it has room again; the next call takes it first
         if self._owned:
             self._owned = False
             with trio.CancelScope(shield=True):
@@ -187,8 +193,10 @@ class Provider:
     http_client: httpx.AsyncClient | None = attrs.field(default=None, repr=False)
 
     _pools: list[_Pool] | None = attrs.field(default=None, init=False, repr=False)
+    _free_pools: list[_Pool] = attrs.field(factory=list, init=False, repr=False)  # pools with room
     _exit_stack: contextlib.AsyncExitStack | None = attrs.field(default=None, init=False, repr=False)
     _ssl: ssl.SSLContext | None = attrs.field(default=None, init=False, repr=False)
+    _plain_ssl: ssl.SSLContext | None = attrs.field(default=None, init=False, repr=False)
     _model_cache: list[str] | None = attrs.field(default=None, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -207,6 +215,7 @@ class Provider:
             raise RuntimeError(f"{type(self).__name__} is already open")
         stack = contextlib.AsyncExitStack()
         self._pools = []
+        self._free_pools = []
         stack.push_async_callback(self._close_pools)
         self._exit_stack = stack
         await trio.lowlevel.checkpoint()
@@ -222,6 +231,7 @@ class Provider:
 
     async def _close_pools(self) -> None:
         pools, self._pools = self._pools or [], None
+        self._free_pools = []
         for pool in pools:
             await pool.client.aclose()
 
@@ -231,8 +241,11 @@ class Provider:
         else:
             # Plain HTTP never handshakes, and httpx would otherwise load the whole CA bundle
             # (~20 ms) for every client. This context verifies as strictly as any (it trusts
-            # no CA at all), so nothing is ever accepted unverified.
-            verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            # no CA at all), so nothing is ever accepted unverified. One per provider: each
+            # costs ~25 KiB and ~0.1 ms, and an open provider makes a client per pool.
+            if self._plain_ssl is None:
+                self._plain_ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            verify = self._plain_ssl
         return make_client(connect_timeout=self.timeouts.connect, proxy=self.proxy, verify=verify)
 
     def _ssl_context(self) -> ssl.SSLContext:
@@ -250,20 +263,23 @@ class Provider:
 
     def _lease(self) -> ClientLease:
         """A client for one call: yours (``http_client=``); one of the open provider's pools
-        (the first with room, so keep-alive connections are reused); or, outside
-        ``async with provider``, a short-lived client closed when the call ends."""
+        (the one freed last, whose keep-alive connection is the most likely to be reused;
+        O(1) however many there are); or, outside ``async with provider``, a short-lived
+        client closed when the call ends."""
         if self.http_client is not None:
             return ClientLease(self.http_client)
         if self._pools is None:
             return ClientLease(self._new_client(), owned=True)
-        for pool in self._pools:
-            if pool.in_flight < POOL_SIZE:
-                break
-        else:
-            pool = _Pool(self._new_client())
-            self._pools.append(pool)
+        free = self._free_pools
+        if not free:
+            new = _Pool(self._new_client())
+            self._pools.append(new)
+            free.append(new)
+        pool = free[-1]
         pool.in_flight += 1
-        return ClientLease(pool.client, pool)
+        if pool.in_flight == POOL_SIZE:
+            free.pop()
+        return ClientLease(pool.client, pool, free=free)
 
     @contextlib.asynccontextmanager
     async def _client_for_call(self) -> AsyncIterator[httpx.AsyncClient]:

@@ -42,8 +42,11 @@ __all__ = ["EventStream"]
 logger = logging.getLogger("trio_llm")
 
 _HTTPX_ERRORS = (httpx.HTTPError, OSError)
-#: Buffered events delivered between two schedule points (every call is a cancel point).
-_SCHEDULE_EVERY = 8
+#: Buffered events delivered between two schedule points (every call is a cancel point). A
+#: schedule point costs ~3.5 us, so at 8 it was 8% of a streamed event's CPU; 32 is 1-2%, and
+#: still lets other tasks run every ~0.2 ms of a stream (httpx alone yields once per socket
+#: read: every few hundred events). See docs/benchmarks.md.
+_SCHEDULE_EVERY = 32
 
 
 class EventStream:
@@ -90,7 +93,7 @@ class EventStream:
         self._busy = False
         self._auth_refreshed = False
         self._sent_auth: Mapping[str, str] | None = None  # what the current attempt sent
-        self._rng = random.Random()
+        self._random: random.Random | None = None  # made on the first retry: seeding costs 11 us
         self._unscheduled = 0
 
     # -- context manager ---------------------------------------------------------------------
@@ -149,8 +152,8 @@ class EventStream:
         if pending:
             # Already decoded, no I/O needed: still a cancel point every time, and a schedule
             # point at least every few events so one fast stream cannot starve other tasks.
-            # (A full checkpoint per event costs 3.6 us, a quarter of the whole per-event
-            # budget; see docs/benchmarks.md.)
+            # (A full checkpoint per event would cost 3.5 us, more than half of the whole
+            # per-event budget; see docs/benchmarks.md.)
             self._unscheduled += 1
             if self._unscheduled >= _SCHEDULE_EVERY:
                 self._unscheduled = 0
@@ -170,6 +173,13 @@ class EventStream:
         if pending:
             return self._deliver(pending.popleft())
         raise StopAsyncIteration
+
+    @property
+    def _rng(self) -> random.Random:
+        """The jitter of this stream's retries."""
+        if self._random is None:
+            self._random = random.Random()
+        return self._random
 
     def _deliver(self, event: Event) -> Event:
         if self.events_delivered == 0:
@@ -226,31 +236,32 @@ class EventStream:
         if decoder is None or chunks is None:
             return
         pending = self._pending
-        wait_started = trio.current_time()
-        while not pending:
-            if decoder.pending_error is not None:
-                raise decoder.pending_error
-            if self._eof:
-                return
-            deadline, expired = self._read_deadline(wait_started)
-            with trio.CancelScope(deadline=deadline) as scope:
+        # One scope for every read until an event: the deadline cannot change before one is
+        # decoded (it depends on whether one was), and a scope costs ~5 us.
+        deadline, expired = self._read_deadline(trio.current_time())
+        with trio.CancelScope(deadline=deadline) as scope:
+            while not pending:
+                if decoder.pending_error is not None:
+                    raise decoder.pending_error
+                if self._eof:
+                    return
                 try:
                     chunk = await chunks.__anext__()
                 except StopAsyncIteration:
                     chunk = None
                 except _HTTPX_ERRORS as exc:
                     raise self._transport_error(exc, reading_body=True) from exc
-            if scope.cancelled_caught:
-                expired()
-            if chunk is None:
-                self._eof = True
-                events = decoder.close()
-                await self._close_response()
-            else:
-                events = decoder.feed(chunk)
-            if events:
-                self._produced += len(events)
-                pending.extend(events)
+                if chunk is None:
+                    self._eof = True
+                    events = decoder.close()
+                    await self._close_response()
+                else:
+                    events = decoder.feed(chunk)
+                if events:
+                    self._produced += len(events)
+                    pending.extend(events)
+        if scope.cancelled_caught:
+            expired()
 
     def _read_deadline(self, wait_started: float) -> tuple[float, Any]:
         """The deadline for the next read, and the function that raises when it expires."""
@@ -330,14 +341,15 @@ class EventStream:
             self._response = response
             self.status_code = response.status_code
             self.headers = response.headers
-            logger.debug(
-                "%s %s %s -> %d (attempt %d)",
-                provider.name,
-                request.method,
-                request.url.copy_with(query=None),
-                response.status_code,
-                self.attempts,
-            )
+            if logger.isEnabledFor(logging.DEBUG):  # copying the URL costs ~30 us per request
+                logger.debug(
+                    "%s %s %s -> %d (attempt %d)",
+                    provider.name,
+                    request.method,
+                    request.url.copy_with(query=None),
+                    response.status_code,
+                    self.attempts,
+                )
             if response.status_code >= 300:
                 body = await self._read_error_body(response)
                 await self._close_response()
@@ -418,16 +430,16 @@ class EventStream:
         chunks = self._chunks
         self._response = None
         self._chunks = None
-        if chunks is not None:
+        if chunks is None and response is None:
+            return
+        with trio.CancelScope(shield=True):  # one scope for both: a scope costs ~5 us
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
-                with trio.CancelScope(shield=True):
-                    try:
-                        await aclose()
-                    except _HTTPX_ERRORS:
-                        pass  # Closing a broken connection may fail; it is closed either way.
-        if response is not None:
-            with trio.CancelScope(shield=True):
+                try:
+                    await aclose()
+                except _HTTPX_ERRORS:
+                    pass  # Closing a broken connection may fail; it is closed either way.
+            if response is not None:
                 try:
                     await response.aclose()
                 except _HTTPX_ERRORS:

@@ -304,9 +304,9 @@ class GeminiInterpreter:
         if usage is not None:
             _check_usage(usage)
             self._usage_raw = usage
-        texts = _plain_texts(obj)
-        if texts is not None:
-            return [TextDelta(text) for text in texts if text]
+        plain = _plain_text_events(obj)
+        if plain is not None:
+            return plain
         response = structure(_converter, obj, _Response, provider="gemini", what="a GenerateContentResponse")
         events: list[Event] = []
         if not response.candidates:
@@ -381,35 +381,40 @@ class GeminiInterpreter:
 
 def _check_usage(usage: Any) -> None:
     """Every chunk's usageMetadata is checked (cheaply), though only the last is emitted."""
-    if type(usage) is dict and all(type(v) is int for k, v in usage.items() if k.endswith("Count")):
-        return
+    if type(usage) is dict:
+        for key, value in usage.items():
+            if type(value) is not int and key.endswith("Count"):
+                break  # a count that is not an int: the converter says what is wrong
+        else:
+            return
     structure(_converter, usage, _UsageMetadata, provider="gemini", what="usageMetadata")
 
 
-def _plain_texts(obj: dict[str, Any]) -> list[str] | None:
-    """The texts of a chunk that is one candidate with only plain text parts, no finish and
+def _plain_text_events(obj: dict[str, Any]) -> list[Event] | None:
+    """The events of a chunk that is one candidate with only plain text parts, no finish and
     no prompt feedback; ``None`` for any other shape (the converter then handles it)."""
     candidates = obj.get("candidates")
     if type(candidates) is not list or not candidates or "promptFeedback" in obj:
         return None
     candidate = candidates[0]
-    if type(candidate) is not dict or "finishReason" in candidate:
+    if type(candidate) is not dict or "finishReason" in candidate or "finishMessage" in candidate:
         return None
     content = candidate.get("content")
     if type(content) is not dict:
         return None
     parts = content.get("parts")
-    if type(parts) is not list:
+    if type(parts) is not list or type(content.get("role", "")) is not str:
         return None
-    texts = []
+    events: list[Event] = []
     for part in parts:
         if type(part) is not dict or len(part) != 1:
             return None
         text = part.get("text")
         if type(text) is not str:
             return None
-        texts.append(text)
-    return texts
+        if text:
+            events.append(TextDelta(text))
+    return events
 
 
 def _usage(meta: _UsageMetadata) -> Usage:

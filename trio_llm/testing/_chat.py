@@ -19,7 +19,7 @@ from typing import Any, Literal
 import attrs
 
 from ._emulator import Emulator, Fault
-from ._replies import chunk_words, reply_text, tool_arguments, word_count
+from ._replies import chunk_words, reply_text, tool_arguments, word_count, word_pieces
 
 __all__ = ["BadChatRequest", "ChatPlan", "chunk_frames", "completion_body", "plan_chat", "sse_frame"]
 
@@ -109,9 +109,8 @@ def plan_chat(emu: Emulator, body: Any, fault: Fault, *, dialect: Dialect = "ope
             mime, size = images[0]
             text = f"I see a {mime} image of {size} bytes. " + text
     max_tokens = body.get("max_tokens")
-    words = text.split(" ") if text else []
-    if isinstance(max_tokens, int) and len(words) > max_tokens:
-        text = " ".join(words[:max_tokens])
+    if isinstance(max_tokens, int) and word_pieces(text) > max_tokens:
+        text = " ".join(text.split(" ")[:max_tokens])
         finish = "length"
     stops = body.get("stop")
     for stop in [stops] if isinstance(stops, str) else stops or ():

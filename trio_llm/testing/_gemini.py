@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._emulator import Fault, generation_delay, send_event_stream, send_json, send_raw_fault_body
-from ._replies import chunk_words, reply_text, tool_arguments, word_count
+from ._replies import chunk_words, reply_text, tool_arguments, word_count, word_pieces
 
 if TYPE_CHECKING:
     from ._emulator import Emulator
@@ -478,9 +478,8 @@ def plan_reply(emu: Emulator, model: str, body: Any, fault: Fault) -> list[dict[
                 size = len(base64.b64decode(blob.get("data", "")))
                 text = f"I see a {blob.get('mimeType') or blob.get('mime_type')} image of {size} bytes. " + text
         max_tokens = config.get("maxOutputTokens") or config.get("max_output_tokens")
-        words = text.split(" ") if text else []
-        if isinstance(max_tokens, int) and len(words) > max_tokens:
-            text = " ".join(words[:max_tokens])
+        if isinstance(max_tokens, int) and word_pieces(text) > max_tokens:
+            text = " ".join(text.split(" ")[:max_tokens])
             finish = "MAX_TOKENS"
         for stop in config.get("stopSequences") or config.get("stop_sequences") or ():
             if stop and stop in text:

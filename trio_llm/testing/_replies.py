@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["chunk_words", "last_word", "reply_text", "tool_arguments", "word_count"]
+__all__ = ["chunk_words", "last_word", "reply_text", "tool_arguments", "word_count", "word_pieces"]
 
 _ADJECTIVES = "quiet old small patient curious bright silver narrow green sleepy brave gentle".split()
 _NOUNS = (
@@ -43,24 +43,41 @@ def _sentence(rng: _Rng) -> str:
     return f"The {subject} {verb} {article} {adjective} {rng.pick(_NOUNS)} {rng.pick(_PLACES)} {rng.pick(_ENDINGS)}."
 
 
+#: Words of new sentences in a reply; a longer one repeats them (a 64 MiB reply, 11 million
+#: words, is made in a fraction of a second instead of seconds).
+_FRESH_WORDS = 20_000
+
+
 def reply_text(prompt: str, words: int) -> str:
-    """A readable, deterministic answer of exactly ``words`` words, seeded by the prompt."""
+    """A readable, deterministic answer of exactly ``words`` words, seeded by the prompt.
+
+    Past the first 20,000 words (and a sentence) the answer repeats itself.
+    """
     if words <= 0:
         return ""
     rng = _Rng(hashlib.sha256(prompt.encode("utf-8")).digest())
     out: list[str] = []
-    while len(out) < words:
+    while len(out) < min(words, _FRESH_WORDS):
         out.extend(_sentence(rng).split(" "))
+    if len(out) < words:
+        out *= -(-words // len(out))
     out = out[:words]
     if not out[-1].endswith("."):
         out[-1] += "."
     return " ".join(out)
 
 
+def word_pieces(text: str) -> int:
+    """``len(text.split(" "))`` for non-empty text (0 for empty), without splitting it."""
+    return text.count(" ") + 1 if text else 0
+
+
 def chunk_words(text: str, per_chunk: int) -> list[str]:
     """Split ``text`` into pieces of ``per_chunk`` words; joined they give ``text`` back."""
     if not text:
         return []
+    if word_pieces(text) <= per_chunk:
+        return [text]  # one piece (without splitting and joining millions of words)
     words = text.split(" ")
     per_chunk = max(1, per_chunk)
     pieces = []
@@ -70,8 +87,15 @@ def chunk_words(text: str, per_chunk: int) -> list[str]:
     return pieces
 
 
+#: What ``str.split()`` splits on besides the space, in ASCII text.
+_OTHER_ASCII_SPACE = ("\t", "\n", "\x0b", "\x0c", "\r", "\x1c", "\x1d", "\x1e", "\x1f")
+
+
 def word_count(text: str) -> int:
-    """Tokens, as the emulator counts them: words."""
+    """Tokens, as the emulator counts them: words (``len(text.split())``)."""
+    if len(text) > 4096 and text.isascii() and "  " not in text and not any(c in text for c in _OTHER_ASCII_SPACE):
+        # Single spaces only: count them rather than make millions of strings.
+        return text.count(" ") + 1 - text.startswith(" ") - text.endswith(" ")
     return len(text.split())
 
 
