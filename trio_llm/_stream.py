@@ -106,13 +106,15 @@ class EventStream:
         self.started_at = trio.current_time()
         if timeouts.total is not None:
             self._total_deadline = self.started_at + timeouts.total
+        opened = False
         try:
             self._lease = self._provider._lease()
             self._client = self._lease.client
             await self._open(first_attempt=True)
-        except BaseException:
-            await self.aclose()
-            raise
+            opened = True
+        finally:
+            if not opened:  # failed or cancelled while opening: release what was taken
+                await self.aclose()
         return self
 
     async def __aexit__(

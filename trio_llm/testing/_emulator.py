@@ -212,6 +212,7 @@ class Emulator:
         if self._stack is not None:
             raise RuntimeError("the emulator is already running")
         stack = contextlib.AsyncExitStack()
+        started = False
         try:
             nursery = await stack.enter_async_context(trio.open_nursery())
             stack.callback(nursery.cancel_scope.cancel)
@@ -228,9 +229,10 @@ class Emulator:
                 )
                 tls_listeners = await nursery.start(serve_tls)
                 self._bound_tls_port = tls_listeners[0].transport_listener.socket.getsockname()[1]
-        except BaseException:
-            await stack.aclose()
-            raise
+            started = True
+        finally:
+            if not started:  # failed or cancelled while starting: stop what was started
+                await stack.aclose()
         self._stack = stack
         return self
 
