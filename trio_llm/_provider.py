@@ -90,6 +90,19 @@ class ChatRequest:
     stop: tuple[str, ...] = ()
     tools: tuple[Tool, ...] = ()
 
+    def options_as(self, names: Mapping[str, str]) -> dict[str, Any]:
+        """The sampling options the caller set (and only those), under the provider's wire
+        names, e.g. ``{"max_tokens": "maxOutputTokens"}``; ``stop`` as a list."""
+        out: dict[str, Any] = {}
+        for field, wire_name in names.items():
+            value = getattr(self, field)
+            if field == "stop":
+                if value:
+                    out[wire_name] = list(value)
+            elif value is not None:
+                out[wire_name] = value
+        return out
+
 
 def _check_options(
     temperature: float | None,

@@ -13,6 +13,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -165,6 +166,18 @@ def _declaration(tool: Any) -> dict[str, Any]:
     return declaration
 
 
+#: Request options as ``generationConfig`` fields.
+_GENERATION_CONFIG = MappingProxyType(
+    {
+        "temperature": "temperature",
+        "max_tokens": "maxOutputTokens",
+        "top_p": "topP",
+        "top_k": "topK",
+        "stop": "stopSequences",
+    }
+)
+
+
 def build_body(request: ChatRequest) -> dict[str, Any]:
     """The ``GenerateContentRequest`` JSON for ``request``."""
     call_names = {call.id: call.name for message in request.messages for call in message.tool_calls}
@@ -185,17 +198,7 @@ def build_body(request: ChatRequest) -> dict[str, Any]:
     body: dict[str, Any] = {"contents": contents}
     if system_texts:
         body["systemInstruction"] = {"parts": [{"text": "\n".join(system_texts)}]}
-    config: dict[str, Any] = {}
-    if request.temperature is not None:
-        config["temperature"] = request.temperature
-    if request.max_tokens is not None:
-        config["maxOutputTokens"] = request.max_tokens
-    if request.top_p is not None:
-        config["topP"] = request.top_p
-    if request.top_k is not None:
-        config["topK"] = request.top_k
-    if request.stop:
-        config["stopSequences"] = list(request.stop)
+    config = request.options_as(_GENERATION_CONFIG)
     if config:
         body["generationConfig"] = config
     if request.tools:

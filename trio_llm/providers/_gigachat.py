@@ -284,12 +284,7 @@ def build_body(
         "stream": streaming,
         "update_interval": update_interval,
     }
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    if request.top_p is not None:
-        body["top_p"] = request.top_p
-    if request.max_tokens is not None:
-        body["max_tokens"] = request.max_tokens
+    body.update(request.options_as({"temperature": "temperature", "top_p": "top_p", "max_tokens": "max_tokens"}))
     if repetition_penalty is not None:
         body["repetition_penalty"] = repetition_penalty
     if request.tools:

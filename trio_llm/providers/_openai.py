@@ -40,18 +40,9 @@ def build_body(request: ChatRequest, *, streaming: bool) -> dict[str, Any]:
     if streaming:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    if request.max_tokens is not None:
-        body["max_tokens"] = request.max_tokens
-    if request.top_p is not None:
-        body["top_p"] = request.top_p
-    if request.top_k is not None:
-        # Not an OpenAI parameter (OpenAI refuses it), but many local servers take it; it is
-        # sent only when the caller asked for it.
-        body["top_k"] = request.top_k
-    if request.stop:
-        body["stop"] = list(request.stop)
+    # top_k is not an OpenAI parameter (OpenAI refuses it), but many local servers take it; like
+    # every option it is sent only when the caller asked for it.
+    body.update(request.options_as({name: name for name in ("temperature", "max_tokens", "top_p", "top_k", "stop")}))
     if request.tools:
         body["tools"] = openai_tools(request.tools)
     return body
